@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The demo: a throwaway PostgreSQL on loopback, the gateway with its embedded default configuration, a sample
+# "CI job" that connects with a minted workload token, then the audit trail printed and verified.
+#
+#   ./eng/demo.sh            # run it (as root: PostgreSQL is started as the postgres user)
+#   KEEP=1 ./eng/demo.sh     # leave PostgreSQL running and print how to reach it
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1 MSBUILDTERMINALLOGGER=off
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+./eng/prereqs.sh
+# shellcheck source=eng/pg.sh
+source eng/pg.sh
+
+work=$(mktemp -d /tmp/nhiaudit-demo-XXXXXX)
+chmod 755 "$work"
+pg_port=$(pg_free_port)
+gw_port=$(pg_free_port)
+gateway_pid=
+
+cleanup() {
+    [[ -n $gateway_pid ]] && kill "$gateway_pid" 2>/dev/null && wait "$gateway_pid" 2>/dev/null || true
+    if [[ -z ${KEEP:-} ]]; then pg_destroy "$work/pg" >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
+
+say "Starting a throwaway PostgreSQL 15 on 127.0.0.1:$pg_port"
+pg_start "$work/pg" "$pg_port" "log_statement = 'all'" "log_line_prefix = '%m [%p] app=%a user=%u db=%d '" >/dev/null
+
+say "Building the gateway"
+dotnet build src/NhiAudit.Proxy -c Release -nologo -v quiet -warnaserror >/dev/null
+nhiaudit() { dotnet "$ROOT/src/NhiAudit.Proxy/bin/Release/net10.0/nhiaudit.dll" "$@"; }
+
+# The embedded default configuration, with only the upstream's address and the gateway's own credential overridden.
+# The gateway's working directory receives audit/ and .nhiaudit/ (dev issuer key, generated TLS certificate).
+mkdir -p "$work/gateway"
+cd "$work/gateway"
+export NhiAudit__Postgres__Targets__0__Listen="127.0.0.1:$gw_port"
+export NhiAudit__Postgres__Targets__0__Upstream__Port="$pg_port"
+export NhiAudit__Postgres__Targets__0__Upstream__Username=app
+export NhiAudit__Postgres__Targets__0__Upstream__Password=app-secret
+
+say "Starting the gateway: nhiaudit run (embedded default config) on 127.0.0.1:$gw_port"
+nhiaudit run >"$work/gateway.log" 2>&1 &
+gateway_pid=$!
+for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$gw_port") 2>/dev/null; then break; fi
+    sleep 0.2
+done
+sed 's/^/  gateway | /' "$work/gateway.log"
+
+say "A CI job mints its workload token (in GitHub Actions this would be the job's OIDC token)"
+token=$(nhiaudit token --subject "repo:contoso/orders:ref:refs/heads/main" --repository contoso/orders --workflow deploy.yml --run-id 8812 --sha 3f2c9e1)
+echo "  token: ${token:0:40}… (${#token} chars)"
+
+export PGPASSWORD=$token PGSSLMODE=require PGCONNECT_TIMEOUT=15
+conn="host=127.0.0.1 port=$gw_port user=deploy dbname=app"
+
+say "The job runs its migration and checks through the gateway (psql, sslmode=require)"
+psql "$conn" -X -v ON_ERROR_STOP=1 <<'SQL'
+SET nhiaudit.reason = 'release 1.4.2: loyalty tiers';
+CREATE TABLE IF NOT EXISTS customers (id int PRIMARY KEY, email text, tier text);
+INSERT INTO customers VALUES (1, 'ada@example.com', 'gold'), (2, 'alan@example.com', 'silver') ON CONFLICT DO NOTHING;
+PREPARE promote(int) AS UPDATE customers SET tier = 'platinum' WHERE id = $1;
+EXECUTE promote(1);
+SELECT id, tier FROM customers ORDER BY id; SELECT count(*) AS customers FROM customers;
+\copy customers TO '/dev/null'
+SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid();
+SQL
+
+say "pgbench, 2 seconds of read-only load through the gateway"
+PGPASSWORD=app-secret PGSSLMODE=disable "$PG_BIN/pgbench" -i -s 1 -q -h 127.0.0.1 -p "$pg_port" -U app app >/dev/null 2>&1
+"$PG_BIN/pgbench" -S -n -c 2 -T 2 -h 127.0.0.1 -p "$gw_port" -U deploy app 2>&1 | grep -E 'number of transactions actually processed|tps' | sed 's/^/  /'
+
+say "A job with a forged token is turned away (and the attempt is audited)"
+PGPASSWORD="eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJtYWxsb3J5In0.c2lnbmF0dXJl" psql "$conn" -X -c 'SELECT 1' 2>&1 | sed 's/^/  /' || true
+
+say "What the server itself logged (its application_name names our session and the workload)"
+grep -E "app=nhi:" "$work/pg/postgres.log" | grep -v pgbench_accounts | head -n 6 | sed 's/^/  /'
+
+kill "$gateway_pid"; wait "$gateway_pid" 2>/dev/null || true; gateway_pid=
+
+say "The audit trail (nhiaudit show audit), without the pgbench records"
+nhiaudit show audit | grep -v 'pgbench_accounts\|← #[0-9]* SELECT 1 rows=1' | head -n 60
+echo "  … $(nhiaudit show audit | wc -l) records in all; raw JSON Lines in $work/gateway/audit"
+
+say "Verifying the hash chain (nhiaudit verify audit)"
+nhiaudit verify audit
+
+if [[ -n ${KEEP:-} ]]; then
+    echo; echo "PostgreSQL left running on 127.0.0.1:$pg_port (data in $work/pg); stop it with: eng/pg.sh destroy $work/pg"
+fi

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Installs what the build, the tests and the benchmarks need on Debian 12, only when missing.
+# Idempotent and fast on a machine that already has everything (no apt call at all then).
+#
+#   eng/prereqs.sh            # required: PostgreSQL 15 server + client, pgbouncer, openssl, procps
+#   eng/prereqs.sh --bench    # also the benchmark tools (hyperfine); failures there are not fatal
+#   eng/prereqs.sh --check    # only report what is missing; exit 1 if something required is
+set -euo pipefail
+
+PG_BIN=/usr/lib/postgresql/15/bin
+want_bench=0
+check_only=0
+for arg in "$@"; do
+    case "$arg" in
+        --bench) want_bench=1 ;;
+        --check) check_only=1 ;;
+        -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+        *) echo "prereqs: unknown argument '$arg'" >&2; exit 2 ;;
+    esac
+done
+
+log() { echo "prereqs: $*"; }
+
+have_cmd() { command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" || -x "/usr/bin/$1" || -x "/sbin/$1" ]]; }
+
+# package -> probe (a file or a command that the package provides)
+missing=()
+[[ -x $PG_BIN/initdb && -x $PG_BIN/pg_ctl && -x $PG_BIN/pgbench && -x $PG_BIN/postgres ]] || missing+=(postgresql-15)
+[[ -x $PG_BIN/psql && -x $PG_BIN/pg_isready ]] || missing+=(postgresql-client-15)
+have_cmd pgbouncer || missing+=(pgbouncer)
+have_cmd openssl   || missing+=(openssl)
+have_cmd ps && have_cmd pkill || missing+=(procps)
+have_cmd runuser   || missing+=(util-linux)
+
+optional=()
+if (( want_bench )); then
+    have_cmd hyperfine || optional+=(hyperfine)
+fi
+
+if (( ${#missing[@]} == 0 && ${#optional[@]} == 0 )); then
+    log "all present (postgresql-15, postgresql-client-15, pgbouncer, openssl, procps$( (( want_bench )) && echo ', hyperfine'))"
+    exit 0
+fi
+
+if (( check_only )); then
+    (( ${#missing[@]} )) && log "missing: ${missing[*]}"
+    (( ${#optional[@]} )) && log "missing (optional): ${optional[*]}"
+    (( ${#missing[@]} == 0 ))
+    exit $?
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+    if (( ${#missing[@]} )); then
+        echo "prereqs: ERROR: missing ${missing[*]} and not running as root; run 'sudo $0' (or install them with apt-get)." >&2
+        exit 1
+    fi
+    log "not root: skipping optional ${optional[*]}"
+    exit 0
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+APT_OPTS=(-y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold --no-install-recommends)
+
+# Don't let package installs start system services (a stray postgres on 5432 / pgbouncer on 6432).
+policy_created=0
+if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    policy_created=1
+fi
+cleanup() { if (( policy_created )); then rm -f /usr/sbin/policy-rc.d; fi; }
+trap cleanup EXIT
+
+updated=0
+apt_update() {
+    if (( ! updated )); then
+        log "apt-get update"
+        apt-get update -q >/dev/null || apt-get update -q
+        updated=1
+    fi
+}
+# Package lists never fetched on this machine: update first.
+if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then apt_update; fi
+
+apt_install() {
+    # Try with the lists we have; on failure (stale or missing lists) update once and retry.
+    if ! apt-get install "${APT_OPTS[@]}" "$@"; then
+        if (( updated )); then return 1; fi
+        apt_update
+        apt-get install "${APT_OPTS[@]}" "$@"
+    fi
+}
+
+if (( ${#missing[@]} )); then
+    log "installing: ${missing[*]}"
+    start=$SECONDS
+    if ! apt_install "${missing[@]}"; then
+        echo "prereqs: ERROR: apt-get install ${missing[*]} failed" >&2
+        exit 1
+    fi
+    log "installed ${missing[*]} in $((SECONDS - start)) s"
+fi
+if (( ${#optional[@]} )); then
+    log "installing (optional): ${optional[*]}"
+    apt_install "${optional[@]}" || log "WARNING: could not install optional ${optional[*]}; benchmarks that need it will skip it"
+fi
+
+# Verify
+[[ -x $PG_BIN/initdb && -x $PG_BIN/psql && -x $PG_BIN/pgbench ]] || { echo "prereqs: ERROR: PostgreSQL 15 binaries not found in $PG_BIN after install" >&2; exit 1; }
+have_cmd pgbouncer || { echo "prereqs: ERROR: pgbouncer not found after install" >&2; exit 1; }
+id postgres >/dev/null 2>&1 || { echo "prereqs: ERROR: no 'postgres' system user after install" >&2; exit 1; }
+log "ok"

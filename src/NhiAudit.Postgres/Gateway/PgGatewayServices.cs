@@ -1,0 +1,16 @@
+using System.Security.Cryptography.X509Certificates;
+using Azure.Core;
+using Microsoft.Extensions.Logging;
+
+namespace NhiAudit.Postgres.Gateway;
+
+/// <summary>What every session of one gateway shares.</summary>
+internal sealed record PgGatewayServices(
+    IAuditLog AuditLog,
+    IWorkloadAuthenticator Authenticator,
+    CancelKeyRegistry CancelKeys,
+    X509Certificate2 ServerCertificate,
+    TokenCredential? TokenCredential,
+    TimeProvider TimeProvider,
+    TimeSpan SessionGrace,
+    ILogger Logger);

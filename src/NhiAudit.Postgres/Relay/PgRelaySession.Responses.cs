@@ -1,0 +1,233 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.IO.Pipelines;
+using NhiAudit.Postgres.Protocol;
+
+namespace NhiAudit.Postgres.Relay;
+
+/// <summary>The server loop: relays backend messages to the client byte for byte and closes each request with a response record.</summary>
+internal sealed partial class PgRelaySession
+{
+    private bool _errorInBlock;
+
+    private async Task<string?> ServerToClientAsync(PipeReader upstreamIn, PipeWriter clientOut, CancellationToken ct)
+    {
+        long passthrough = 0;
+        while (true)
+        {
+            var read = await upstreamIn.ReadAsync(ct).ConfigureAwait(false);
+            var buffer = read.Buffer;
+            try
+            {
+                while (!buffer.IsEmpty)
+                {
+                    if (passthrough > 0)
+                    {
+                        var take = (int)Math.Min(passthrough, buffer.Length);
+                        Forward(buffer.Slice(0, take), clientOut);
+                        buffer = buffer.Slice(take);
+                        passthrough -= take;
+                        continue;
+                    }
+
+                    var frame = PgMessageFraming.TryReadFrame(buffer, int.MaxValue, out var type, out var length);
+                    if (frame == PgFrameResult.Malformed)
+                    {
+                        throw new IOException($"the server sent an invalid message length {length}");
+                    }
+
+                    if (frame != PgFrameResult.Complete)
+                    {
+                        if (buffer.Length >= 5 && length > StreamingThreshold && IsCountedOnly(type))
+                        {
+                            // A large row or copy chunk: count it from its header and stream it on; memory stays bounded.
+                            CountResultBytes(type, length);
+                            passthrough = length + 1L;
+                            continue;
+                        }
+
+                        break;
+                    }
+
+                    var message = buffer.Slice(0, length + 1);
+                    buffer = buffer.Slice(length + 1);
+                    OnServerMessage(type, length, message, clientOut);
+                }
+            }
+            finally
+            {
+                upstreamIn.AdvanceTo(buffer.Start, buffer.End);
+            }
+
+            var flush = await clientOut.FlushAsync(ct).ConfigureAwait(false);
+            if (flush.IsCompleted)
+            {
+                return "client closed the connection";
+            }
+
+            if (read.IsCompleted)
+            {
+                return "server closed the connection";
+            }
+        }
+    }
+
+    private static bool IsCountedOnly(byte type) => type is (byte)'D' or (byte)'d';
+
+    private void CountResultBytes(byte type, int length)
+    {
+        if (_pending.TryPeek(out var head) && head.Kind == PendingKind.Statement)
+        {
+            if (type == (byte)'D')
+            {
+                head.Rows++;
+            }
+
+            head.Bytes += length - 4;
+        }
+    }
+
+    private void OnServerMessage(byte type, int length, in ReadOnlySequence<byte> message, PipeWriter clientOut)
+    {
+        switch (type)
+        {
+            case (byte)'D':
+            case (byte)'d':
+                CountResultBytes(type, length);
+                break;
+            case (byte)'C':
+                CompleteHead(message, error: null);
+                break;
+            case (byte)'I':
+            case (byte)'s':
+            case (byte)'V':
+                CompleteHead(message, error: null);
+                break;
+            case (byte)'E':
+                var error = PgErrorOrNotice.Parse(Payload(message, out var rented));
+                Return(rented);
+                _errorInBlock = true;
+                if (!CompleteHead(message, error))
+                {
+                    AppendResponse(0, 0, null, error, "pg.error");
+                }
+
+                break;
+            case (byte)'Z':
+                OnReadyForQuery(clientOut);
+                break;
+        }
+
+        Forward(message, clientOut);
+    }
+
+    /// <summary>Closes the oldest open statement with its outcome. False when no statement was waiting (a Parse or Bind error).</summary>
+    private bool CompleteHead(in ReadOnlySequence<byte> message, PgErrorOrNotice? error)
+    {
+        if (!_pending.TryPeek(out var head) || head.Kind != PendingKind.Statement)
+        {
+            return false;
+        }
+
+        _pending.TryDequeue(out _);
+        string? tag = null;
+        long? rowsAffected = null;
+        if (error is null && message.FirstSpan[0] == (byte)'C')
+        {
+            var complete = PgCommandComplete.Parse(Payload(message, out var rented));
+            tag = complete.Tag;
+            rowsAffected = complete.Rows;
+            Return(rented);
+        }
+        else if (error is null && message.FirstSpan[0] == (byte)'s')
+        {
+            tag = "(portal suspended)";
+        }
+        else if (error is null && message.FirstSpan[0] == (byte)'I')
+        {
+            tag = "(empty query)";
+        }
+
+        AppendResponse(head.RequestSeq, head.StartTimestamp, tag, error, "pg.response", head, rowsAffected: rowsAffected);
+        return true;
+    }
+
+    private void OnReadyForQuery(PipeWriter clientOut)
+    {
+        // Everything the client sent up to its Query or Sync has now been answered; anything still open did not run.
+        while (_pending.TryDequeue(out var entry))
+        {
+            if (entry.Kind == PendingKind.SyncPoint)
+            {
+                break;
+            }
+
+            if (entry.Kind == PendingKind.Refused)
+            {
+                // The gateway answers for a statement it kept from the server, in the place the server's answer would have been.
+                if (!_errorInBlock)
+                {
+                    PgBackendMessages.WriteErrorResponse(clientOut, "ERROR", entry.RefusalSqlState ?? "42501", entry.RefusalMessage ?? "refused by the gateway");
+                    _errorInBlock = true;
+                }
+
+                AppendResponse(entry.RequestSeq, entry.StartTimestamp, null, new PgErrorOrNotice("ERROR", entry.RefusalSqlState ?? "42501", entry.RefusalMessage ?? "refused by the gateway", null, null, null, null), "pg.response", entry);
+                continue;
+            }
+
+            AppendResponse(entry.RequestSeq, entry.StartTimestamp, "(not executed)", null, "pg.response", entry, skipped: true);
+        }
+
+        _errorInBlock = false;
+    }
+
+    private void AppendResponse(long requestSeq, long started, string? tag, PgErrorOrNotice? error, string type, PendingEntry? entry = null, bool skipped = false, long? rowsAffected = null)
+    {
+        var w = _responseRecords.Begin(type);
+        w.WritePropertyName("session"u8);
+        w.WriteRawValue(_sessionJson, skipInputValidation: true);
+        if (requestSeq > 0)
+        {
+            w.WriteNumber("request"u8, requestSeq);
+        }
+
+        if (skipped)
+        {
+            w.WriteBoolean("executed"u8, false);
+        }
+
+        if (tag is not null)
+        {
+            w.WriteString("tag"u8, tag);
+            if (rowsAffected is { } affected)
+            {
+                w.WriteNumber("rowsAffected"u8, affected);
+            }
+        }
+
+        if (entry is not null)
+        {
+            w.WriteNumber("rows"u8, entry.Rows);
+            w.WriteNumber("bytes"u8, entry.Bytes);
+            var bytesIn = Interlocked.Read(ref entry.BytesIn);
+            if (bytesIn > 0)
+            {
+                w.WriteNumber("bytesIn"u8, bytesIn);
+            }
+        }
+
+        if (error is { } e)
+        {
+            w.WriteString("severity"u8, e.Severity);
+            w.WriteString("sqlstate"u8, e.SqlState);
+            w.WriteString("error"u8, e.Message);
+        }
+
+        if (started > 0)
+        {
+            w.WriteNumber("durationMs"u8, Math.Round(Stopwatch.GetElapsedTime(started).TotalMilliseconds, 3));
+        }
+
+        _ = _services.AuditLog.AppendAsync(_responseRecords.End(), AuditAppendMode.Deferred);
+    }
+}

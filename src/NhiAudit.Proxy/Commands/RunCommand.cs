@@ -1,0 +1,68 @@
+using System.CommandLine;
+using Azure.Core;
+using Azure.Identity;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using NhiAudit.Identity;
+using NhiAudit.Postgres;
+
+namespace NhiAudit.Proxy.Commands;
+
+/// <summary><c>nhiaudit run [--config FILE]</c>: a thin host over <c>AddNhiAuditing().AddPostgres()</c>.</summary>
+internal static class RunCommand
+{
+    public static Command Create()
+    {
+        var config = new Option<FileInfo?>("--config", "-c") { Description = "Configuration file (appsettings-style JSON with a NhiAudit section). Without it the embedded default is used." };
+        var command = new Command("run", "Run the gateway.") { config };
+        command.SetAction(async (parse, ct) =>
+        {
+            var configuration = GatewayConfiguration.Build(parse.GetValue(config));
+            using var host = BuildHost(configuration);
+            await host.RunAsync(ct).ConfigureAwait(false);
+            return 0;
+        });
+        return command;
+    }
+
+    public static IHost BuildHost(IConfigurationRoot configuration, Action<IServiceCollection>? configureServices = null)
+    {
+        var section = configuration.GetSection(GatewayConfiguration.Section);
+        EnsureDevelopmentIssuer(section.GetSection("DevelopmentIssuer"));
+
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddConfiguration(configuration);
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss ";
+        });
+        builder.Logging.AddConfiguration(configuration.GetSection("Logging"));
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
+        builder.Services
+            .AddNhiAuditing(section)
+            .AddPostgres(section.GetSection("Postgres"));
+
+        var postgres = section.GetSection("Postgres").Get<PostgresOptions>();
+        if (postgres?.Targets.Any(t => t.Upstream.UseAzureIdentity) == true)
+        {
+            // The gateway's own Entra identity (managed identity, workload identity, or az login for development).
+            builder.Services.AddSingleton<TokenCredential>(new DefaultAzureCredential());
+        }
+
+        configureServices?.Invoke(builder.Services);
+        return builder.Build();
+    }
+
+    /// <summary>The embedded default trusts a local development issuer; create its key on first run so tokens can be minted.</summary>
+    private static void EnsureDevelopmentIssuer(IConfigurationSection section)
+    {
+        var directory = section["Directory"];
+        if (!string.IsNullOrEmpty(directory))
+        {
+            using var issuer = DevelopmentIssuer.LoadOrCreate(directory, section["Issuer"] ?? "https://issuer.local");
+        }
+    }
+}

@@ -1,0 +1,78 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+
+namespace NhiAudit.Proxy.Commands;
+
+/// <summary><c>nhiaudit show DIR</c>: the audit trail as a person reads it, one line per record.</summary>
+internal static class ShowCommand
+{
+    public static Command Create()
+    {
+        var directory = new Argument<DirectoryInfo>("directory") { Description = "The audit directory." };
+        var json = new Option<bool>("--json") { Description = "Print the raw JSON lines." };
+        var command = new Command("show", "Print the audit trail.") { directory, json };
+        command.SetAction(parse =>
+        {
+            var dir = parse.GetValue(directory)!;
+            if (!dir.Exists)
+            {
+                Console.Error.WriteLine($"nhiaudit show: {dir.FullName} does not exist");
+                return 2;
+            }
+
+            foreach (var file in dir.GetFiles("audit-*.jsonl").OrderBy(f => f.Name, StringComparer.Ordinal))
+            {
+                foreach (var line in File.ReadLines(file.FullName))
+                {
+                    Console.WriteLine(parse.GetValue(json) ? line : Describe(line));
+                }
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    internal static string Describe(string line)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(line);
+            var r = doc.RootElement;
+            var seq = r.GetProperty("seq").GetInt64().ToString(CultureInfo.InvariantCulture).PadLeft(6);
+            var time = r.TryGetProperty("time", out var t) ? t.GetString()?[11..23] : "";
+            var type = r.TryGetProperty("type", out var ty) ? ty.GetString() : "?";
+            var who = r.TryGetProperty("identity", out var id) && id.TryGetProperty("name", out var name) ? name.GetString() : null;
+            var session = r.TryGetProperty("session", out var s) && s.ValueKind == JsonValueKind.Object && s.TryGetProperty("id", out var sid) ? sid.GetString() : null;
+            var detail = type switch
+            {
+                "pg.request" => $"{Get(r, "kind")} {Shorten(Get(r, "text"))}{Params(r)}",
+                "pg.response" => r.TryGetProperty("sqlstate", out var state)
+                    ? $"← #{Get(r, "request")} ERROR {state.GetString()} {Get(r, "error")}"
+                    : $"← #{Get(r, "request")} {Get(r, "tag")} rows={Get(r, "rows")} {Get(r, "durationMs")}ms",
+                "pg.auth.failed" => $"{Get(r, "client")} user={Get(r, "user")}: {Get(r, "reason")}",
+                "pg.session.start" => $"tls={Get(r, "tls")} upstreamPid={Get(r, "upstreamPid")} token expires {Get(r, "tokenExpires")}",
+                "pg.session.end" => $"{Get(r, "endReason")} after {Get(r, "statements")} statements",
+                _ => "",
+            };
+            return $"{seq} {time} {type,-17} {session,-12} {who,-28} {detail}";
+        }
+        catch (JsonException)
+        {
+            return "(not JSON) " + line;
+        }
+    }
+
+    private static string Get(JsonElement r, string name) =>
+        r.TryGetProperty(name, out var v) ? (v.ValueKind == JsonValueKind.String ? v.GetString() ?? "" : v.GetRawText()) : "";
+
+    private static string Params(JsonElement r) =>
+        r.TryGetProperty("params", out var p) ? " params=" + p.GetRawText() : "";
+
+    private static string Shorten(string text)
+    {
+        var oneLine = string.Join(' ', text.Split((char[])['\n', '\r', '\t'], StringSplitOptions.RemoveEmptyEntries));
+        return oneLine.Length <= 90 ? oneLine : oneLine[..89] + "…";
+    }
+}

@@ -1,0 +1,110 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using NhiAudit.IntegrationTests.Infrastructure;
+
+namespace NhiAudit.IntegrationTests.Gateway;
+
+/// <summary>The reference gateway as users run it: the <c>nhiaudit</c> program in its own process, with a config file.</summary>
+public sealed class GatewayProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+
+    private GatewayProcess(Process process, string directory, int port)
+    {
+        _process = process;
+        Directory = directory;
+        Port = port;
+    }
+
+    public string Directory { get; }
+
+    public string AuditDirectory => Path.Combine(Directory, "audit");
+
+    public string ConfigFile => Path.Combine(Directory, "nhiaudit.json");
+
+    public int Port { get; }
+
+    public static string ProgramPath => Path.Combine(AppContext.BaseDirectory, "nhiaudit.dll");
+
+    /// <summary>Runs <c>nhiaudit ARGS</c> to completion.</summary>
+    public static Task<ProcessResult> RunCliAsync(IEnumerable<string> args, string? workingDirectory = null) =>
+        ProcessRunner.RunAsync("dotnet", [ProgramPath, .. args], timeout: TimeSpan.FromSeconds(60), workingDirectory: workingDirectory);
+
+    public static async Task<GatewayProcess> StartAsync(PostgresServer server, string? directory = null, string durability = "WriteAhead")
+    {
+        directory ??= Path.Combine(PostgresServer.TempRoot, "gwp-" + Guid.NewGuid().ToString("N")[..10]);
+        System.IO.Directory.CreateDirectory(directory);
+        var port = FreePort.Get();
+        var config = new
+        {
+            NhiAudit = new
+            {
+                DevelopmentIssuer = new { Directory = Path.Combine(directory, "issuer"), Issuer = "https://issuer.local" },
+                Identity = new { Issuers = new[] { new { Name = "local", Issuer = "https://issuer.local", JwksFile = Path.Combine(directory, "issuer", "jwks.json"), Audiences = new[] { "nhiaudit" } } } },
+                Audit = new { Directory = Path.Combine(directory, "audit"), Durability = durability },
+                Postgres = new
+                {
+                    Targets = new[]
+                    {
+                        new
+                        {
+                            Name = "orders",
+                            Listen = $"127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}",
+                            Upstream = new { Host = server.Host, server.Port, Username = PostgresServer.AppUser, Password = PostgresServer.AppPassword, SslMode = "Disable" },
+                            Tls = new { Required = false, StateDirectory = Path.Combine(directory, "state") },
+                        },
+                    },
+                },
+            },
+        };
+        var configFile = Path.Combine(directory, "nhiaudit.json");
+        await File.WriteAllTextAsync(configFile, JsonSerializer.Serialize(config));
+
+        var start = new ProcessStartInfo("dotnet")
+        {
+            ArgumentList = { ProgramPath, "run", "--config", configFile },
+            WorkingDirectory = directory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        var process = Process.Start(start)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        if (!await FreePort.WaitForListeningAsync(port, TimeSpan.FromSeconds(60)))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new InvalidOperationException($"nhiaudit did not start listening on {port}");
+        }
+
+        return new GatewayProcess(process, directory, port);
+    }
+
+    public async Task<string> MintTokenAsync(string subject)
+    {
+        var result = await RunCliAsync(["token", "--config", ConfigFile, "--subject", subject]);
+        Assert.True(result.Succeeded, result.Describe("nhiaudit token"));
+        return result.StandardOutput.Trim();
+    }
+
+    /// <summary>SIGKILL: no shutdown code runs, exactly like a crash or an OOM kill.</summary>
+    public void Kill()
+    {
+        _process.Kill(entireProcessTree: false);
+        _process.WaitForExit(10_000);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+
+        _process.Dispose();
+    }
+}
