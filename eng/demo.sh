@@ -32,7 +32,7 @@ pg_start "$work/pg" "$pg_port" "log_statement = 'all'" "log_line_prefix = '%m [%
 
 say "Building the gateway"
 dotnet build src/NhiAudit.Proxy -c Release -nologo -v quiet -warnaserror >/dev/null
-nhiaudit() { dotnet "$ROOT/src/NhiAudit.Proxy/bin/Release/net10.0/nhiaudit.dll" "$@"; }
+nhiaudit() { dotnet "$ROOT/src/NhiAudit.Proxy/bin/Release/net10.0/NhiAudit.Proxy.dll" "$@"; }
 
 # The embedded default configuration, with only the upstream's address and the gateway's own credential overridden.
 # The gateway's working directory receives audit/ and .nhiaudit/ (dev issuer key, generated TLS certificate).

@@ -38,6 +38,16 @@ public interface IAuditLog : IAsyncDisposable
 
     /// <summary>Writes (and, at <see cref="AuditDurability.Durable"/>, syncs) every record appended so far.</summary>
     ValueTask FlushAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Makes every record appended so far as durable as a <see cref="AuditAppendMode.Request"/> record must be before its
+    /// request is forwarded: written at <see cref="AuditDurability.WriteAhead"/>, synced at
+    /// <see cref="AuditDurability.Durable"/>, nothing at <see cref="AuditDurability.Buffered"/>. A protocol that reads
+    /// several requests at once appends their records as <see cref="AuditAppendMode.Deferred"/> and commits once: one
+    /// write for the whole batch.
+    /// </summary>
+    /// <exception cref="AuditLogUnavailableException">The log cannot be written; none of the batch may be forwarded.</exception>
+    ValueTask CommitAsync(CancellationToken cancellationToken = default) => FlushAsync(cancellationToken);
 }
 
 /// <summary>Thrown when the audit log cannot take a record; the caller refuses the request in its protocol's terms.</summary>

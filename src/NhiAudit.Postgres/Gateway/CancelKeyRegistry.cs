@@ -15,9 +15,9 @@ internal sealed class CancelKeyRegistry
     /// <summary>Issues a fresh random client-facing key for an upstream backend.</summary>
     public (int ProcessId, int SecretKey) Register(UpstreamCancelKey upstream)
     {
+        Span<int> pair = stackalloc int[2];
         while (true)
         {
-            Span<int> pair = stackalloc int[2];
             RandomNumberGenerator.Fill(System.Runtime.InteropServices.MemoryMarshal.AsBytes(pair));
             var processId = pair[0] & 0x7FFFFFFF;
             if (processId == 0)

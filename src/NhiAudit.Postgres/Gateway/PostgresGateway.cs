@@ -124,7 +124,8 @@ public sealed partial class PostgresGateway : BackgroundService
         {
             // Leave the accept loop's thread at once: a slow TLS handshake must not delay the next accept.
             await Task.Yield();
-            await new PgRelaySession(client, target, services).RunAsync(stoppingToken).ConfigureAwait(false);
+            using var session = new PgRelaySession(client, target, services);
+            await session.RunAsync(stoppingToken).ConfigureAwait(false);
         }
         catch (Exception ex)
         {

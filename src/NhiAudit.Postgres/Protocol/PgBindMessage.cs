@@ -104,7 +104,7 @@ internal readonly ref struct PgBindMessage
     }
 
     /// <summary>Reads <c>Int16 n | Int16[n]</c> format codes and checks each is 0 (text) or 1 (binary).</summary>
-    internal static ReadOnlySpan<byte> ReadFormatCodes(ref PgPayloadReader reader, string what)
+    internal static ReadOnlySpan<byte> ReadFormatCodes(scoped ref PgPayloadReader reader, string what)
     {
         int count = reader.ReadUInt16();
         int start = reader.Position;
@@ -121,7 +121,7 @@ internal readonly ref struct PgBindMessage
     }
 
     /// <summary>Walks <c>n x (Int32 len | Byte[len])</c>, checking each length against the remaining bytes.</summary>
-    internal static void SkipValues(ref PgPayloadReader reader, int count)
+    internal static void SkipValues(scoped ref PgPayloadReader reader, int count)
     {
         for (int i = 0; i < count; i++)
         {

@@ -52,7 +52,7 @@ internal static class PgMessageFraming
         // Fast path: the header sits in the first segment (almost always).
         ReadOnlySpan<byte> first = buffer.FirstSpan;
         Span<byte> copy = stackalloc byte[HeaderLength];
-        ReadOnlySpan<byte> header;
+        scoped ReadOnlySpan<byte> header;
         if (first.Length >= HeaderLength)
         {
             header = first;
@@ -102,7 +102,7 @@ internal static class PgMessageFraming
         Span<byte> copy = stackalloc byte[StartupHeaderLength];
         int available = (int)Math.Min(buffer.Length, StartupHeaderLength);
         ReadOnlySpan<byte> first = buffer.FirstSpan;
-        ReadOnlySpan<byte> header;
+        scoped ReadOnlySpan<byte> header;
         if (first.Length >= available)
         {
             header = first[..available];

@@ -167,7 +167,7 @@ internal sealed partial class PgRelaySession
                 // The gateway answers for a statement it kept from the server, in the place the server's answer would have been.
                 if (!_errorInBlock)
                 {
-                    PgBackendMessages.WriteErrorResponse(clientOut, "ERROR", entry.RefusalSqlState ?? "42501", entry.RefusalMessage ?? "refused by the gateway");
+                    PgBackendWriter.WriteErrorResponse(clientOut, "ERROR", entry.RefusalSqlState ?? "42501", entry.RefusalMessage ?? "refused by the gateway");
                     _errorInBlock = true;
                 }
 
@@ -228,6 +228,11 @@ internal sealed partial class PgRelaySession
             w.WriteNumber("durationMs"u8, Math.Round(Stopwatch.GetElapsedTime(started).TotalMilliseconds, 3));
         }
 
-        _ = _services.AuditLog.AppendAsync(_responseRecords.End(), AuditAppendMode.Deferred);
+        var append = _services.AuditLog.AppendAsync(_responseRecords.End(), AuditAppendMode.Deferred);
+        if (!append.IsCompletedSuccessfully)
+        {
+            // A deferred append completes at once unless the log is closed or broken; then the session must end.
+            append.AsTask().GetAwaiter().GetResult();
+        }
     }
 }

@@ -23,7 +23,7 @@ namespace NhiAudit.Postgres.Relay;
 /// every statement before the bytes that run it are flushed upstream; the server loop writes the response records and
 /// is the only writer towards the client once the session is established.
 /// </summary>
-internal sealed partial class PgRelaySession
+internal sealed partial class PgRelaySession : IDisposable
 {
     private const int StartupMaxLength = 10_000;
     private const int StreamingThreshold = 64 * 1024;
@@ -59,6 +59,12 @@ internal sealed partial class PgRelaySession
     }
 
     public string SessionId => _sessionId;
+
+    public void Dispose()
+    {
+        _requestRecords.Dispose();
+        _responseRecords.Dispose();
+    }
 
     public async Task RunAsync(CancellationToken shutdown)
     {
@@ -107,7 +113,7 @@ internal sealed partial class PgRelaySession
             _services.Logger.LogError(ex, "Session {Session}: audit log unavailable", _sessionId);
             await TrySendFatalAsync(clientStream, "58030", "the audit log cannot be written; the gateway refuses to relay: " + ex.Message).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is IOException or SocketException or AuthenticationException)
+        catch (Exception ex) when (ex is IOException or SocketException or System.Security.Authentication.AuthenticationException)
         {
             endReason = "connection error: " + ex.Message;
             _services.Logger.LogDebug(ex, "Session {Session}: connection error", _sessionId);
@@ -187,11 +193,10 @@ internal sealed partial class PgRelaySession
                 case PgStartupCodes.CancelRequest:
                     await HandleCancelAsync(packet, ct).ConfigureAwait(false);
                     return new Handshake(stream, null, tls);
-                case PgStartupCodes.Protocol30:
-                case PgStartupCodes.Protocol32:
+                case var version when version >> 16 == 3:
                     var startup = PgStartupMessage.Parse(packet);
                     var extensions = startup.Parameters.Where(p => p.Key.StartsWith("_pq_.", StringComparison.Ordinal)).Select(p => p.Key).ToList();
-                    if (code != PgStartupCodes.Protocol30 || extensions.Count > 0)
+                    if (version != PgStartupCodes.Protocol30 || extensions.Count > 0)
                     {
                         // We speak 3.0 with both peers; say so the way PostgreSQL does, and go on.
                         await WriteAsync(stream, w => PgBackendWriter.WriteNegotiateProtocolVersion(w, 0, extensions), ct).ConfigureAwait(false);
@@ -546,7 +551,7 @@ internal sealed partial class PgRelaySession
                 {
                     // Every request record of this batch was appended; make them as durable as configured before the
                     // statements leave for the server.
-                    await _services.AuditLog.FlushRequestsAsync(ct).ConfigureAwait(false);
+                    await _services.AuditLog.CommitAsync(ct).ConfigureAwait(false);
                 }
             }
             finally

@@ -132,8 +132,10 @@ internal static class UpstreamConnector
         }
         else
         {
-            // require/prefer: encrypted but not verified, exactly as libpq defines those modes.
+            // require/prefer: encrypted but not verified, exactly as libpq defines those modes; verify-full is the mode that verifies.
+#pragma warning disable CA5359
             authentication.RemoteCertificateValidationCallback = static (_, _, _, _) => true;
+#pragma warning restore CA5359
         }
 
         await ssl.AuthenticateAsClientAsync(authentication, ct).ConfigureAwait(false);
@@ -206,8 +208,8 @@ internal static class UpstreamConnector
                 PgFrontendWriter.WritePasswordMessage(reply, await PasswordAsync(options, credential, ct).ConfigureAwait(false));
                 break;
             case 5:
-                var salt = body.AsSpan(4, 4);
-                PgFrontendWriter.WritePasswordMessage(reply, Md5Password.Compute(options.Username, await PasswordAsync(options, credential, ct).ConfigureAwait(false), salt));
+                var md5Secret = await PasswordAsync(options, credential, ct).ConfigureAwait(false);
+                PgFrontendWriter.WritePasswordMessage(reply, Md5Password.Compute(options.Username, md5Secret, body.AsSpan(4, 4)));
                 break;
             case 10:
                 var mechanisms = Encoding.UTF8.GetString(body, 4, body.Length - 4).Split('\0', StringSplitOptions.RemoveEmptyEntries);

@@ -274,6 +274,10 @@ public sealed class FileAuditLog : IAuditLog
     }
 
     /// <inheritdoc />
+    public ValueTask CommitAsync(CancellationToken cancellationToken = default) =>
+        Durability == AuditDurability.Buffered ? ValueTask.CompletedTask : FlushAsync(cancellationToken);
+
+    /// <inheritdoc />
     public ValueTask FlushAsync(CancellationToken cancellationToken = default)
     {
         if (cancellationToken.IsCancellationRequested)

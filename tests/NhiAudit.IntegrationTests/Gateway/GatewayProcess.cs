@@ -25,7 +25,7 @@ public sealed class GatewayProcess : IAsyncDisposable
 
     public int Port { get; }
 
-    public static string ProgramPath => Path.Combine(AppContext.BaseDirectory, "nhiaudit.dll");
+    public static string ProgramPath => Path.Combine(AppContext.BaseDirectory, "NhiAudit.Proxy.dll");
 
     /// <summary>Runs <c>nhiaudit ARGS</c> to completion.</summary>
     public static Task<ProcessResult> RunCliAsync(IEnumerable<string> args, string? workingDirectory = null) =>

@@ -61,7 +61,7 @@ public sealed class NpgsqlThroughGatewayTests(PostgresServerFixture fixture) : I
         Assert.Equal("npgsql-basic", insertRecord.Subject());
         Assert.Equal("extended", insertRecord.Str("protocol"));
         var parameters = insertRecord.GetProperty("params").EnumerateArray().Select(p => p.GetString()).ToArray();
-        Assert.Equal(["7", "seven", "12.5", "2026-11-28T08:00:00.000000Z", "true", "6f9619ff-8b86-d011-b42d-00c04fc964ff"], parameters.Select(p => p?.Replace("+00:00", "Z", StringComparison.Ordinal)).ToArray());
+        Assert.Equal<IEnumerable<string?>>(["7", "seven", "12.5", "2026-11-28T08:00:00Z", "true", "6f9619ff-8b86-d011-b42d-00c04fc964ff"], parameters);
         var response = records.OfType("pg.response").Single(r => r.GetProperty("request").GetInt64() == insertRecord.GetProperty("seq").GetInt64());
         Assert.Equal("INSERT 0 1", response.Str("tag"));
     }
@@ -83,7 +83,7 @@ public sealed class NpgsqlThroughGatewayTests(PostgresServerFixture fixture) : I
         var executions = records.OfType("pg.request").Where(r => r.Subject() == "npgsql-prepared" && r.Str("text") == "SELECT $1::int + 1").ToList();
         Assert.Equal(5, executions.Count);
         Assert.All(executions, e => Assert.False(string.IsNullOrEmpty(e.Str("statement"))));
-        Assert.Equal(["0", "1", "2", "3", "4"], executions.Select(e => e.GetProperty("params")[0].GetString()).ToArray());
+        Assert.Equal<IEnumerable<string?>>(["0", "1", "2", "3", "4"], executions.Select(e => e.GetProperty("params")[0].GetString()).ToArray());
     }
 
     [Fact]
@@ -117,8 +117,9 @@ public sealed class NpgsqlThroughGatewayTests(PostgresServerFixture fixture) : I
         }
 
         var records = await _gateway.ReadRecordsAsync();
-        var requests = records.OfType("pg.request").Where(r => r.Subject() == "npgsql-batch" && r.Str("kind") == "SELECT").ToList();
-        Assert.Equal(["SELECT 1", "SELECT 'two'", "SELECT generate_series(1, 3)"], requests.Select(r => r.Str("text")).ToArray());
+        string[] texts = ["SELECT 1", "SELECT 'two'", "SELECT generate_series(1, 3)"];
+        var requests = records.OfType("pg.request").Where(r => r.Subject() == "npgsql-batch" && texts.Contains(r.Str("text"))).ToList();
+        Assert.Equal<IEnumerable<string?>>(["SELECT 1", "SELECT 'two'", "SELECT generate_series(1, 3)"], requests.Select(r => r.Str("text")).ToArray());
         var lastResponse = records.OfType("pg.response").Single(r => r.GetProperty("request").GetInt64() == requests[2].GetProperty("seq").GetInt64());
         Assert.Equal(3, lastResponse.GetProperty("rows").GetInt64());
     }
@@ -181,8 +182,8 @@ public sealed class NpgsqlThroughGatewayTests(PostgresServerFixture fixture) : I
         await Task.Delay(500);
         var started = DateTime.UtcNow;
         command.Cancel();
-        var error = await Assert.ThrowsAsync<PostgresException>(() => running);
-        Assert.Equal("57014", error.SqlState);
+        var cancelled = await Assert.ThrowsAsync<OperationCanceledException>(() => running);
+        Assert.Equal("57014", Assert.IsType<PostgresException>(cancelled.InnerException).SqlState);
         Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(10));
 
         // The session goes on after the cancel.

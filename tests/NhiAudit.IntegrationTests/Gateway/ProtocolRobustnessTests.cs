@@ -53,16 +53,15 @@ public sealed class ProtocolRobustnessTests(PostgresServerFixture fixture) : IAs
     {
         await using var client = await RawPgClient.ConnectAsync(_gateway.Port);
         await client.SendAsync(RawPgClient.StartupPacket((major << 16) | minor, ("user", "raw"), ("database", "app")));
-        var messages = await client.ReadUntilClosedAsync();
         if (major == 3)
         {
-            // A newer 3.x minor is negotiated down to 3.0, the way PostgreSQL does it.
-            Assert.Equal((byte)'v', messages[0].Type);
-            Assert.Equal((byte)'R', messages[1].Type);
+            // A newer 3.x minor is negotiated down to 3.0, the way PostgreSQL does it, and the login goes on.
+            Assert.Equal((byte)'v', (await client.ReadMessageAsync()).Type);
+            Assert.Equal((byte)'R', (await client.ReadMessageAsync()).Type);
         }
         else
         {
-            AssertFatal(Assert.Single(messages), "0A000");
+            AssertFatal(Assert.Single(await client.ReadUntilClosedAsync()), "0A000");
         }
 
         await AssertBystanderStillWorksAsync();

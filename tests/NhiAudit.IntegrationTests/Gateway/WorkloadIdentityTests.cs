@@ -127,7 +127,7 @@ public sealed class WorkloadIdentityTests(PostgresServerFixture fixture) : IAsyn
         }
 
         await _gateway.ReadRecordsAsync();
-        foreach (var file in Directory.GetFiles(_gateway.AuditDirectory))
+        foreach (var file in Directory.GetFiles(_gateway.AuditDirectory, "audit-*.jsonl"))
         {
             var text = await File.ReadAllTextAsync(file);
             Assert.DoesNotContain(token, text, StringComparison.Ordinal);

@@ -131,7 +131,15 @@ public sealed class PostgresServer : IAsyncDisposable
         var template = await EnsureTemplateAsync(cancellationToken).ConfigureAwait(false);
 
         var dir = Path.Combine(TempRoot, "nhiaudit-pg-" + Guid.NewGuid().ToString("N")[..12]);
-        await RunCheckedAsync("cp", ["-a", template, dir], cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await RunCheckedAsync("cp", ["-a", template, dir], cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            TryDeleteDirectory(dir);
+            throw;
+        }
 
         SetMode(dir, Mode755);
         var server = new PostgresServer(dir, FreePort.Get(), options);
