@@ -9,50 +9,20 @@ namespace NhiAudit.Postgres.Relay;
 internal sealed partial class PgRelaySession
 {
     private bool _errorInBlock;
+    private PendingEntry? _resultHead;
+    private int _refusedInFlight;
+
+    private long _serverPassthrough;
 
     private async Task<string?> ServerToClientAsync(PipeReader upstreamIn, PipeWriter clientOut, CancellationToken ct)
     {
-        long passthrough = 0;
         while (true)
         {
             var read = await upstreamIn.ReadAsync(ct).ConfigureAwait(false);
             var buffer = read.Buffer;
             try
             {
-                while (!buffer.IsEmpty)
-                {
-                    if (passthrough > 0)
-                    {
-                        var take = (int)Math.Min(passthrough, buffer.Length);
-                        Forward(buffer.Slice(0, take), clientOut);
-                        buffer = buffer.Slice(take);
-                        passthrough -= take;
-                        continue;
-                    }
-
-                    var frame = PgMessageFraming.TryReadFrame(buffer, int.MaxValue, out var type, out var length);
-                    if (frame == PgFrameResult.Malformed)
-                    {
-                        throw new IOException($"the server sent an invalid message length {length}");
-                    }
-
-                    if (frame != PgFrameResult.Complete)
-                    {
-                        if (buffer.Length >= 5 && length > StreamingThreshold && IsCountedOnly(type))
-                        {
-                            // A large row or copy chunk: count it from its header and stream it on; memory stays bounded.
-                            CountResultBytes(type, length);
-                            passthrough = length + 1L;
-                            continue;
-                        }
-
-                        break;
-                    }
-
-                    var message = buffer.Slice(0, length + 1);
-                    buffer = buffer.Slice(length + 1);
-                    OnServerMessage(type, length, message, clientOut);
-                }
+                RelayServerFrames(ref buffer, clientOut);
             }
             finally
             {
@@ -72,32 +42,103 @@ internal sealed partial class PgRelaySession
         }
     }
 
+    /// <summary>
+    /// Relays every complete backend message in <paramref name="buffer"/> (and the streamed part of a large one) to the
+    /// client, closing requests as their responses pass; leaves an incomplete message in <paramref name="buffer"/>.
+    /// The hot path: messages are only framed by their headers, and everything the gateway passes on unchanged is copied
+    /// to the client in one piece per read, so a result set costs no allocation and one copy.
+    /// </summary>
+    internal void RelayServerFrames(ref ReadOnlySequence<byte> buffer, PipeWriter clientOut)
+    {
+        var reader = new SequenceReader<byte>(buffer);
+        var forwardFrom = reader.Position;
+        while (!reader.End)
+        {
+            if (_serverPassthrough > 0)
+            {
+                var take = Math.Min(_serverPassthrough, reader.Remaining);
+                reader.Advance(take);
+                _serverPassthrough -= take;
+                continue;
+            }
+
+            if (reader.Remaining < 5)
+            {
+                break;
+            }
+
+            var frameStart = reader.Position;
+            reader.TryRead(out var type);
+            reader.TryReadBigEndian(out int length);
+            if (length < 4)
+            {
+                throw new IOException($"the server sent an invalid message length {length}");
+            }
+
+            var bodyLength = length - 4;
+            if (reader.Remaining < bodyLength)
+            {
+                if (length > StreamingThreshold && IsCountedOnly(type))
+                {
+                    // A large row or copy chunk: count it from its header and stream it on; memory stays bounded.
+                    CountResultBytes(type, length);
+                    _serverPassthrough = bodyLength;
+                    continue;
+                }
+
+                reader.Rewind(5);
+                break;
+            }
+
+            if (IsCountedOnly(type))
+            {
+                CountResultBytes(type, length);
+                reader.Advance(bodyLength);
+                continue;
+            }
+
+            reader.Advance(bodyLength);
+            var message = buffer.Slice(frameStart, reader.Position);
+            if (type == (byte)'Z' && _refusedInFlight > 0)
+            {
+                // The gateway's own answers to refused statements go just before this ReadyForQuery.
+                Forward(buffer.Slice(forwardFrom, frameStart), clientOut);
+                forwardFrom = frameStart;
+            }
+
+            OnServerMessage(type, message, clientOut);
+        }
+
+        Forward(buffer.Slice(forwardFrom, reader.Position), clientOut);
+        buffer = buffer.Slice(reader.Position);
+    }
+
     private static bool IsCountedOnly(byte type) => type is (byte)'D' or (byte)'d';
 
     private void CountResultBytes(byte type, int length)
     {
-        if (_pending.TryPeek(out var head) && head.Kind == PendingKind.Statement)
+        // The statement a result belongs to stays at the head of the queue until its CommandComplete; look it up once.
+        if (_resultHead is null && _pending.TryPeek(out var head) && head.Kind == PendingKind.Statement)
+        {
+            _resultHead = head;
+        }
+
+        if (_resultHead is { } current)
         {
             if (type == (byte)'D')
             {
-                head.Rows++;
+                current.Rows++;
             }
 
-            head.Bytes += length - 4;
+            current.Bytes += length - 4;
         }
     }
 
-    private void OnServerMessage(byte type, int length, in ReadOnlySequence<byte> message, PipeWriter clientOut)
+    private void OnServerMessage(byte type, in ReadOnlySequence<byte> message, PipeWriter clientOut)
     {
         switch (type)
         {
-            case (byte)'D':
-            case (byte)'d':
-                CountResultBytes(type, length);
-                break;
             case (byte)'C':
-                CompleteHead(message, error: null);
-                break;
             case (byte)'I':
             case (byte)'s':
             case (byte)'V':
@@ -117,8 +158,6 @@ internal sealed partial class PgRelaySession
                 OnReadyForQuery(clientOut);
                 break;
         }
-
-        Forward(message, clientOut);
     }
 
     /// <summary>Closes the oldest open statement with its outcome. False when no statement was waiting (a Parse or Bind error).</summary>
@@ -130,6 +169,7 @@ internal sealed partial class PgRelaySession
         }
 
         _pending.TryDequeue(out _);
+        _resultHead = null;
         string? tag = null;
         long? rowsAffected = null;
         if (error is null && message.FirstSpan[0] == (byte)'C')
@@ -155,6 +195,7 @@ internal sealed partial class PgRelaySession
     private void OnReadyForQuery(PipeWriter clientOut)
     {
         // Everything the client sent up to its Query or Sync has now been answered; anything still open did not run.
+        _resultHead = null;
         while (_pending.TryDequeue(out var entry))
         {
             if (entry.Kind == PendingKind.SyncPoint)
@@ -164,6 +205,7 @@ internal sealed partial class PgRelaySession
 
             if (entry.Kind == PendingKind.Refused)
             {
+                Interlocked.Decrement(ref _refusedInFlight);
                 // The gateway answers for a statement it kept from the server, in the place the server's answer would have been.
                 if (!_errorInBlock)
                 {

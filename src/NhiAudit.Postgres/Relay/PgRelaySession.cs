@@ -58,6 +58,17 @@ internal sealed partial class PgRelaySession : IDisposable
         _clientAddress = clientSocket.RemoteEndPoint?.ToString() ?? "unknown";
     }
 
+    /// <summary>A session with no client socket, for benchmarks that drive the relay's message handling directly.</summary>
+    internal PgRelaySession(PostgresTargetOptions target, PgGatewayServices services)
+    {
+        _clientSocket = null!;
+        _target = target;
+        _services = services;
+        _sessionId = SessionIds.Next();
+        _clientAddress = "benchmark";
+        _sessionJson = "{}"u8.ToArray();
+    }
+
     public string SessionId => _sessionId;
 
     public void Dispose()
@@ -574,7 +585,7 @@ internal sealed partial class PgRelaySession : IDisposable
 
     private static bool IsStreamable(byte type) => type is (byte)'d';
 
-    private enum ClientMessageOutcome
+    internal enum ClientMessageOutcome
     {
         Forwarded,
         Audited,
@@ -582,7 +593,7 @@ internal sealed partial class PgRelaySession : IDisposable
         Terminate,
     }
 
-    private ClientMessageOutcome OnClientMessage(byte type, in ReadOnlySequence<byte> message, PipeWriter upstreamOut)
+    internal ClientMessageOutcome OnClientMessage(byte type, in ReadOnlySequence<byte> message, PipeWriter upstreamOut)
     {
         if (_discardUntilSync && type != (byte)'S')
         {

@@ -20,6 +20,7 @@ internal static class RunCommand
         command.SetAction(async (parse, ct) =>
         {
             var configuration = GatewayConfiguration.Build(parse.GetValue(config));
+            UseInlineSocketCompletions(configuration);
             using var host = BuildHost(configuration);
             await host.RunAsync(ct).ConfigureAwait(false);
             return 0;
@@ -54,6 +55,22 @@ internal static class RunCommand
 
         configureServices?.Invoke(builder.Services);
         return builder.Build();
+    }
+
+    /// <summary>
+    /// Runs socket continuations on the epoll thread instead of handing each one to the thread pool: one thread hop
+    /// less per message, which is most of a relay's overhead. Safe because the relay never blocks in a continuation;
+    /// the exception is <c>Durable</c>, whose fsync would stall every socket, so it keeps the default there.
+    /// Must run before the first socket is created; an explicit environment setting wins.
+    /// </summary>
+    private static void UseInlineSocketCompletions(IConfiguration configuration)
+    {
+        const string Variable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
+        var durable = string.Equals(configuration[$"{GatewayConfiguration.Section}:Audit:Durability"], "Durable", StringComparison.OrdinalIgnoreCase);
+        if (Environment.GetEnvironmentVariable(Variable) is null && !durable)
+        {
+            Environment.SetEnvironmentVariable(Variable, "1");
+        }
     }
 
     /// <summary>The embedded default trusts a local development issuer; create its key on first run so tokens can be minted.</summary>
