@@ -562,7 +562,16 @@ internal sealed partial class PgRelaySession : IDisposable
                 {
                     // Every request record of this batch was appended; make them as durable as configured before the
                     // statements leave for the server.
-                    await _services.AuditLog.CommitAsync(ct).ConfigureAwait(false);
+                    try
+                    {
+                        await _services.AuditLog.CommitAsync(ct).ConfigureAwait(false);
+                    }
+                    catch (AuditLogUnavailableException ex)
+                    {
+                        // Completing with an error drops the batch's buffered bytes unsent: nothing unaudited reaches the server.
+                        await upstreamOut.CompleteAsync(ex).ConfigureAwait(false);
+                        throw;
+                    }
                 }
             }
             finally

@@ -239,6 +239,7 @@ internal static class SqlClassifier
                 HasWhere = hasWhere,
                 IsMultiStatement = multi,
                 SessionReason = FindSessionReason(),
+                ChangesLexicalSettings = FindLexicalSettingChange(),
             };
         }
 
@@ -983,6 +984,43 @@ internal static class SqlClassifier
 
             return null;
         }
+
+        private readonly bool FindLexicalSettingChange()
+        {
+            if (Is(0, "SET"))
+            {
+                int j = Is(1, "SESSION") || Is(1, "LOCAL") ? 2 : 1;
+                return Is(j, "NAMES") || IsLexicalSettingName(j);
+            }
+
+            if (Is(0, "RESET"))
+            {
+                return Is(1, "ALL") || IsLexicalSettingName(1);
+            }
+
+            if (Is(0, "DISCARD") && Is(1, "ALL"))
+            {
+                return true;
+            }
+
+            for (int i = 0; i + 2 < Count; i++)
+            {
+                if (Is(i, "set_config") && IsKind(i + 1, SqlTokenKind.OpenParen)
+                    && SqlText.StringValue(_sql, _tokens[i + 2]) is { } name
+                    && (name.Equals("standard_conforming_strings", StringComparison.OrdinalIgnoreCase) || name.Equals("client_encoding", StringComparison.OrdinalIgnoreCase)))
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+
+        private readonly bool IsLexicalSettingName(int i) =>
+            (IsKind(i, SqlTokenKind.Identifier) || IsKind(i, SqlTokenKind.QuotedIdentifier))
+            && !IsKind(i + 1, SqlTokenKind.Dot)
+            && SqlText.IdentifierValue(_sql, _tokens[i]) is { } name
+            && (name.Equals("standard_conforming_strings", StringComparison.OrdinalIgnoreCase) || name.Equals("client_encoding", StringComparison.OrdinalIgnoreCase));
 
         /// <summary>True when tokens at <paramref name="i"/> spell nhiaudit.reason (GUC names are case-insensitive).</summary>
         private readonly bool IsReasonName(int i, out int after)

@@ -46,6 +46,15 @@ internal sealed class SqlStatementInfo
     /// </summary>
     public string? SessionReason { get; init; }
 
+    /// <summary>
+    /// True when the statement can change <c>standard_conforming_strings</c> or <c>client_encoding</c>
+    /// (SET/RESET of either, <c>SET NAMES</c>, <c>set_config(…)</c>, <c>RESET ALL</c>, <c>DISCARD ALL</c>).
+    /// Both change how the server lexes every later statement, so text the client pipelines behind
+    /// this one must not be classified with the old settings: deny, or classify only after the
+    /// server's ParameterStatus has been seen.
+    /// </summary>
+    public bool ChangesLexicalSettings { get; init; }
+
     /// <inheritdoc/>
     public override string ToString() =>
         $"{Kind}{(ObjectKind is null ? string.Empty : " " + ObjectKind)} [{string.Join(", ", Tables)}]{(HasWhere is null ? string.Empty : HasWhere.Value ? " where" : " no-where")}";

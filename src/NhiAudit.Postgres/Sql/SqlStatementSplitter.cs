@@ -55,6 +55,40 @@ internal static class SqlStatementSplitter
     public static bool IsMultiStatement(string sql, bool standardConformingStrings = true) =>
         Split(sql, standardConformingStrings).Count > 1;
 
+    /// <summary>
+    /// True when <paramref name="sql"/> lexes differently with standard_conforming_strings on and
+    /// off (a backslash next to a quote inside a plain '' string). The setting is per session and
+    /// can change between pipelined messages (<c>SET</c>, <c>set_config</c> inside a function), so a
+    /// gateway that cannot be sure of the server's current value should refuse such text: with the
+    /// wrong value, <c>SELECT '' ; SELECT '; DELETE FROM t; --'</c> is two SELECTs to the gateway and
+    /// a SELECT plus a DELETE to the server. Text without a backslash is never ambiguous (fast path).
+    /// </summary>
+    public static bool DependsOnStandardConformingStrings(string sql)
+    {
+        ArgumentNullException.ThrowIfNull(sql);
+        if (!sql.Contains('\\', StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        var on = new SqlLexer(sql, standardConformingStrings: true);
+        var off = new SqlLexer(sql, standardConformingStrings: false);
+        while (true)
+        {
+            bool hasOn = on.TryRead(out SqlToken a);
+            bool hasOff = off.TryRead(out SqlToken b);
+            if (hasOn != hasOff || (hasOn && (a.Kind != b.Kind || a.Start != b.Start || a.Length != b.Length)))
+            {
+                return true;
+            }
+
+            if (!hasOn)
+            {
+                return false;
+            }
+        }
+    }
+
     private static void Add(string sql, List<SqlStatement> result, int first, int lastEnd, bool significant)
     {
         if (!significant || first < 0)

@@ -35,6 +35,9 @@ public sealed class GatewayHostOptions
     public TimeSpan SessionGrace { get; set; } = TimeSpan.Zero;
 
     public Dictionary<string, string?> Extra { get; } = [];
+
+    /// <summary>Registrations after <c>AddNhiAuditing().AddPostgres()</c>, e.g. a TokenCredential or a log decorator.</summary>
+    public Action<IServiceCollection>? ConfigureServices { get; set; }
 }
 
 /// <summary>
@@ -107,6 +110,7 @@ public sealed class GatewayHost : IAsyncDisposable
         builder.Services
             .AddNhiAuditing(configuration.GetSection("NhiAudit"))
             .AddPostgres(configuration.GetSection("NhiAudit:Postgres"));
+        options.ConfigureServices?.Invoke(builder.Services);
         var host = builder.Build();
         await host.StartAsync().ConfigureAwait(false);
         var gateway = host.Services.GetRequiredService<PostgresGateway>();

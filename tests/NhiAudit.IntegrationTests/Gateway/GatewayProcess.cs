@@ -25,6 +25,16 @@ public sealed class GatewayProcess : IAsyncDisposable
 
     public int Port { get; }
 
+    /// <summary>The peak resident memory of the gateway process so far (VmHWM), in bytes.</summary>
+    public long PeakResidentBytes
+    {
+        get
+        {
+            var line = File.ReadLines($"/proc/{_process.Id.ToString(CultureInfo.InvariantCulture)}/status").First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+            return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+        }
+    }
+
     public static string ProgramPath => Path.Combine(AppContext.BaseDirectory, "NhiAudit.Proxy.dll");
 
     /// <summary>Runs <c>nhiaudit ARGS</c> to completion.</summary>

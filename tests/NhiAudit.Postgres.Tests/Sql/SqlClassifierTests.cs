@@ -144,6 +144,22 @@ public class SqlClassifierTests
         Assert.Equal(reason, SqlClassifier.Classify(sql).SessionReason);
     }
 
+    [Theory]
+    [InlineData("SET standard_conforming_strings = off", true)]
+    [InlineData("SET SESSION client_encoding TO 'SJIS'", true)]
+    [InlineData("SET NAMES 'BIG5'", true)]
+    [InlineData("RESET standard_conforming_strings", true)]
+    [InlineData("RESET ALL", true)]
+    [InlineData("DISCARD ALL", true)]
+    [InlineData("SELECT set_config('standard_conforming_strings', 'off', false)", true)]
+    [InlineData("SET search_path = public", false)]
+    [InlineData("SET nhiaudit.reason = 'x'", false)]
+    [InlineData("SELECT 'SET standard_conforming_strings = off'", false)]
+    public void Flags_statements_that_change_how_later_sql_is_lexed(string sql, bool expected)
+    {
+        Assert.Equal(expected, SqlClassifier.Classify(sql).ChangesLexicalSettings);
+    }
+
     [Fact]
     public void Multi_statement_text_is_flagged_and_the_first_statement_classified()
     {

@@ -81,6 +81,19 @@ public class SqlStatementSplitterTests
         Assert.True(SqlStatementSplitter.IsMultiStatement(sql));
     }
 
+    [Theory]
+    [InlineData("SELECT '\\' ; SELECT '; DELETE FROM t; --'", true)]
+    [InlineData("SELECT 'C:\\'", true)]
+    [InlineData("SELECT 'C:\\path'", false)]
+    [InlineData("SELECT E'\\'' ; x'", false)]
+    [InlineData("SELECT $$\\'$$", false)]
+    [InlineData("SELECT 1; DELETE FROM t", false)]
+    [InlineData("-- \\'\nSELECT 1", false)]
+    public void Detects_text_whose_split_depends_on_standard_conforming_strings(string sql, bool expected)
+    {
+        Assert.Equal(expected, SqlStatementSplitter.DependsOnStandardConformingStrings(sql));
+    }
+
     [Fact]
     public void Large_input_is_linear()
     {
