@@ -77,7 +77,7 @@ internal static class SqlStatementSplitter
         {
             bool hasOn = on.TryRead(out SqlToken a);
             bool hasOff = off.TryRead(out SqlToken b);
-            if (hasOn != hasOff || (hasOn && (a.Kind != b.Kind || a.Start != b.Start || a.Length != b.Length)))
+            if (hasOn != hasOff || (hasOn && (a.Kind != b.Kind || a.Start != b.Start || a.Length != b.Length || a.Unterminated != b.Unterminated)))
             {
                 return true;
             }
