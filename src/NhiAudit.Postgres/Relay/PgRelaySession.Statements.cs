@@ -151,7 +151,7 @@ internal sealed partial class PgRelaySession
     {
         var seq = AppendRequest(w =>
         {
-            w.WriteString("protocol"u8, protocol);
+            w.WriteString("queryMode"u8, protocol);
             w.WriteString("kind"u8, info.Kind);
             if (info.Tables.Count > 0)
             {

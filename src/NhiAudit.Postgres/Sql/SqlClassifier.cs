@@ -198,7 +198,8 @@ internal static class SqlClassifier
         {
             MatchParentheses();
             _main = ResolveMain(0, Count, 0);
-            _mainVerb = Is(0, "WITH") || _tokens[0].Kind == SqlTokenKind.OpenParen ? _main.Kind : Word(0).ToString().ToUpperInvariant();
+            _mainVerb = Is(0, "WITH") || _tokens[0].Kind == SqlTokenKind.OpenParen ? _main.Kind
+                : VerbLookup.TryGetValue(Word(0), out string? verb) ? verb : string.Empty;
 
             string kind = _main.Kind;
             bool? hasWhere = null;
@@ -916,12 +917,28 @@ internal static class SqlClassifier
                 name = string.Join('.', parts);
             }
 
-            if (name.Length > 0 && (_seen ??= new HashSet<string>(StringComparer.Ordinal)).Add(name))
+            if (name.Length > 0 && IsNewTable(name))
             {
                 _tables.Add(name);
             }
 
             return end;
+        }
+
+        /// <summary>Duplicate check: a linear scan for the usual handful of tables, a set once there are many.</summary>
+        private bool IsNewTable(string name)
+        {
+            if (_seen is null)
+            {
+                if (_tables.Count < 8)
+                {
+                    return !_tables.Contains(name);
+                }
+
+                _seen = new HashSet<string>(_tables, StringComparer.Ordinal);
+            }
+
+            return _seen.Add(name);
         }
 
         /// <summary>Index after <c>word(.word)*</c>.</summary>

@@ -33,7 +33,7 @@ public sealed partial class LibpqThroughGatewayTests(PostgresServerFixture fixtu
         var records = await _gateway.ReadRecordsAsync();
         var requests = records.OfType("pg.request").Where(r => r.Subject() == "psql-job").ToList();
         Assert.Equal<IEnumerable<string?>>(["CREATE", "INSERT", "SELECT", "SELECT"], requests.Select(r => r.Str("kind")).ToArray());
-        Assert.Equal("simple", requests[0].Str("protocol"));
+        Assert.Equal("simple", requests[0].Str("queryMode"));
         Assert.Equal(4, requests[0].GetProperty("of").GetInt32());
         var insert = records.OfType("pg.response").Single(r => r.GetProperty("request").GetInt64() == requests[1].GetProperty("seq").GetInt64());
         Assert.Equal("INSERT 0 10", insert.Str("tag"));

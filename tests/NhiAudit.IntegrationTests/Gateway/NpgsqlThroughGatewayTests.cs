@@ -59,7 +59,7 @@ public sealed class NpgsqlThroughGatewayTests(PostgresServerFixture fixture) : I
         var records = await _gateway.ReadRecordsAsync();
         var insertRecord = records.OfType("pg.request").Single(r => r.Str("kind") == "INSERT" && r.Str("text")!.Contains(table, StringComparison.Ordinal));
         Assert.Equal("npgsql-basic", insertRecord.Subject());
-        Assert.Equal("extended", insertRecord.Str("protocol"));
+        Assert.Equal("extended", insertRecord.Str("queryMode"));
         var parameters = insertRecord.GetProperty("params").EnumerateArray().Select(p => p.GetString()).ToArray();
         Assert.Equal<IEnumerable<string?>>(["7", "seven", "12.5", "2026-11-28T08:00:00Z", "true", "6f9619ff-8b86-d011-b42d-00c04fc964ff"], parameters);
         var response = records.OfType("pg.response").Single(r => r.GetProperty("request").GetInt64() == insertRecord.GetProperty("seq").GetInt64());
