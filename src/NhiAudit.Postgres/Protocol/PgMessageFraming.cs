@@ -180,7 +180,9 @@ internal static class PgMessageFraming
 
         if (scratch is null || scratch.Length < bodyLength)
         {
-            scratch = new byte[Math.Max(bodyLength, Math.Min(Math.Max(scratch?.Length ?? 0, 256) * 2, int.MaxValue / 2))];
+            // Grow geometrically (at least 256 bytes) so a run of growing messages does not reallocate each time.
+            long doubled = Math.Max(scratch?.Length ?? 0, 128) * 2L;
+            scratch = new byte[(int)Math.Max(bodyLength, Math.Min(doubled, Array.MaxLength))];
         }
 
         buffer.Slice(HeaderLength, bodyLength).CopyTo(scratch);
