@@ -157,6 +157,24 @@ internal sealed partial class PgRelaySession
             case (byte)'Z':
                 OnReadyForQuery(clientOut);
                 break;
+            case (byte)'S':
+                OnParameterStatus(message);
+                break;
+        }
+    }
+
+    /// <summary>
+    /// The server reports when a setting that changes how it reads SQL text changed (a function may call set_config).
+    /// From then on the gateway could misread statements, so the session ends: fail closed.
+    /// </summary>
+    private static void OnParameterStatus(in ReadOnlySequence<byte> message)
+    {
+        var status = PgParameterStatus.Parse(Payload(message, out var rented));
+        Return(rented);
+        if ((status.Name == "standard_conforming_strings" && !status.Value.Equals("on", StringComparison.OrdinalIgnoreCase))
+            || (status.Name == "client_encoding" && !PgClientEncoding.IsAsciiSafe(status.Value)))
+        {
+            throw new PgProtocolException("0A000", $"terminating connection: the server reports {status.Name} = {status.Value}, under which the gateway cannot read statements as the server does");
         }
     }
 

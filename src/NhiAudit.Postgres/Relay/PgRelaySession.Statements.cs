@@ -11,11 +11,29 @@ namespace NhiAudit.Postgres.Relay;
 /// <summary>The statement-level half of the client loop: what each frontend message means for the audit.</summary>
 internal sealed partial class PgRelaySession
 {
-    private sealed record PreparedStatement(string Text, SqlStatementInfo Info, int[] ParameterTypes);
+    private sealed record PreparedStatement(string Text, SqlStatementInfo Info, int[] ParameterTypes, string? Refusal);
+
+    private const string LexicalRefusalState = "0A000";
 
     private sealed record BoundPortal(string StatementName, PreparedStatement? Statement, string?[] Parameters);
 
-    private static readonly PreparedStatement UnknownStatement = new("", SqlStatementInfo.Unknown, []);
+    private static readonly PreparedStatement UnknownStatement = new("", SqlStatementInfo.Unknown, [], null);
+
+    /// <summary>
+    /// Why a statement text must not run: it changes how the server reads SQL text, or the server could read it
+    /// differently from the gateway. Either way the audit could no longer be sure what runs, so the gateway fails closed.
+    /// </summary>
+    private static string? LexicalRefusal(string text, SqlStatementInfo info)
+    {
+        if (info.ChangesLexicalSettings)
+        {
+            return "the gateway refuses statements that change how SQL text is read (standard_conforming_strings, client_encoding): it could no longer audit what the server runs";
+        }
+
+        return SqlStatementSplitter.DependsOnStandardConformingStrings(text)
+            ? "the statement's meaning depends on standard_conforming_strings (a backslash next to a quote in a plain string literal): write it as an E'' string"
+            : null;
+    }
 
     private ClientMessageOutcome OnQuery(in ReadOnlySequence<byte> message, PipeWriter upstreamOut)
     {
@@ -25,20 +43,33 @@ internal sealed partial class PgRelaySession
         if (statements.Count == 0)
         {
             Enqueue(AuditStatement("simple", text, SqlStatementInfo.Empty, index: 0, count: 1, statementName: null, portalName: null, parameters: null));
+            _pending.Enqueue(new PendingEntry { Kind = PendingKind.SyncPoint });
+            Forward(message, upstreamOut);
+            return ClientMessageOutcome.Audited;
         }
-        else
-        {
-            for (var i = 0; i < statements.Count; i++)
-            {
-                var statementText = statements[i].Text;
-                var info = SqlClassifier.Classify(statementText);
-                if (info.SessionReason is { } reason)
-                {
-                    _reason = reason;
-                }
 
-                Enqueue(AuditStatement("simple", statementText, info, i, statements.Count, statementName: null, portalName: null, parameters: null));
+        var infos = new SqlStatementInfo[statements.Count];
+        for (var i = 0; i < infos.Length; i++)
+        {
+            infos[i] = SqlClassifier.Classify(statements[i].Text);
+            if (LexicalRefusal(statements[i].Text, infos[i]) is { } refusal)
+            {
+                // The whole string is refused, as PostgreSQL would abort it at its first error: nothing of it runs.
+                Enqueue(AuditStatement("simple", text, infos[i], 0, 1, null, null, null, LexicalRefusalState, refusal));
+                _pending.Enqueue(new PendingEntry { Kind = PendingKind.SyncPoint });
+                PgFrontendWriter.WriteSync(upstreamOut);
+                return ClientMessageOutcome.Audited;
             }
+        }
+
+        for (var i = 0; i < infos.Length; i++)
+        {
+            if (infos[i].SessionReason is { } reason)
+            {
+                _reason = reason;
+            }
+
+            Enqueue(AuditStatement("simple", statements[i].Text, infos[i], i, infos.Length, statementName: null, portalName: null, parameters: null));
         }
 
         _pending.Enqueue(new PendingEntry { Kind = PendingKind.SyncPoint });
@@ -59,7 +90,8 @@ internal sealed partial class PgRelaySession
                 types[i] = (int)parse.GetParameterType(i);
             }
 
-            _statements[parse.StatementName] = new PreparedStatement(query, SqlClassifier.Classify(query), types);
+            var info = SqlClassifier.Classify(query);
+            _statements[parse.StatementName] = new PreparedStatement(query, info, types, LexicalRefusal(query, info));
         }
         finally
         {
@@ -112,6 +144,15 @@ internal sealed partial class PgRelaySession
             _reason = reason;
         }
 
+        if (statement.Refusal is { } refusal)
+        {
+            // Not forwarded; like PostgreSQL after an error, everything up to Sync is discarded, and the gateway answers
+            // in the place of this Execute once the server has answered what came before it.
+            Enqueue(AuditStatement("extended", statement.Text, statement.Info, 0, 1, portal.StatementName, portalName, portal.Parameters, LexicalRefusalState, refusal));
+            _discardUntilSync = true;
+            return ClientMessageOutcome.Audited;
+        }
+
         Enqueue(AuditStatement("extended", statement.Text, statement.Info, 0, 1, portal.StatementName, portalName, portal.Parameters));
         Forward(message, upstreamOut);
         return ClientMessageOutcome.Audited;
@@ -147,7 +188,7 @@ internal sealed partial class PgRelaySession
         return ClientMessageOutcome.Audited;
     }
 
-    private PendingEntry AuditStatement(string protocol, string text, SqlStatementInfo info, int index, int count, string? statementName, string? portalName, string?[]? parameters)
+    private PendingEntry AuditStatement(string protocol, string text, SqlStatementInfo info, int index, int count, string? statementName, string? portalName, string?[]? parameters, string? refusalSqlState = null, string? refusalMessage = null)
     {
         var seq = AppendRequest(w =>
         {
@@ -203,8 +244,19 @@ internal sealed partial class PgRelaySession
 
                 w.WriteEndArray();
             }
+
+            if (refusalMessage is not null)
+            {
+                w.WriteString("refused"u8, refusalMessage);
+            }
         });
         Interlocked.Increment(ref _statementCount);
+        if (refusalMessage is not null)
+        {
+            Interlocked.Increment(ref _refusedInFlight);
+            return new PendingEntry { Kind = PendingKind.Refused, RequestSeq = seq, StartTimestamp = Stopwatch.GetTimestamp(), RefusalSqlState = refusalSqlState, RefusalMessage = refusalMessage };
+        }
+
         return new PendingEntry { Kind = PendingKind.Statement, RequestSeq = seq, StartTimestamp = Stopwatch.GetTimestamp() };
     }
 

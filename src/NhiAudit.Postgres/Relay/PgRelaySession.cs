@@ -239,6 +239,12 @@ internal sealed partial class PgRelaySession : IDisposable
             return null;
         }
 
+        if (LexicalStartupProblem(startup) is { } lexical)
+        {
+            await RefuseLoginAsync(client, "0A000", lexical, startup).ConfigureAwait(false);
+            return null;
+        }
+
         await WriteAsync(client, w => PgBackendWriter.WriteAuthenticationCleartextPassword(w), ct).ConfigureAwait(false);
         var token = await ReadPasswordAsync(client, ct).ConfigureAwait(false);
         var result = await _services.Authenticator.AuthenticateAsync(token, ct).ConfigureAwait(false);
@@ -288,6 +294,30 @@ internal sealed partial class PgRelaySession : IDisposable
         }
 
         return upstream;
+    }
+
+    /// <summary>
+    /// Startup settings that would make the server read SQL text differently from the gateway (and so let a statement
+    /// hide from the audit) are refused outright; <c>options</c> could carry such settings as <c>-c</c> switches.
+    /// </summary>
+    private static string? LexicalStartupProblem(PgStartupMessage startup)
+    {
+        if (startup.Options is { Length: > 0 })
+        {
+            return "the gateway does not pass startup options (-c settings) to the server: SET them after connecting, where they are audited";
+        }
+
+        if (startup.GetParameter("standard_conforming_strings") is { } scs && !scs.Equals("on", StringComparison.OrdinalIgnoreCase))
+        {
+            return "standard_conforming_strings must stay on through the gateway: with it off the gateway could not read statements as the server does";
+        }
+
+        if (startup.GetParameter("client_encoding") is { } encoding && !PgClientEncoding.IsAsciiSafe(encoding))
+        {
+            return $"client_encoding {encoding} is not supported through the gateway: its multibyte characters can hide quotes from the audit; use UTF8";
+        }
+
+        return null;
     }
 
     private async Task RefuseLoginAsync(Stream client, string sqlState, string message, PgStartupMessage startup)

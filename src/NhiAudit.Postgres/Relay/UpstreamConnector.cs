@@ -16,8 +16,15 @@ internal static class UpstreamConnector
 {
     private const int MaxLoginMessage = 1024 * 1024;
 
-    /// <summary>Client startup parameters that the gateway sets itself and never takes from the client.</summary>
-    private static readonly HashSet<string> GatewayOwnedParameters = new(StringComparer.Ordinal) { "user", "database", "application_name", "replication" };
+    /// <summary>
+    /// Client startup parameters that the gateway sets itself and never takes from the client. The lexical ones are
+    /// pinned because the gateway reads the SQL text the way the server will: with a different
+    /// standard_conforming_strings, a statement could hide inside what the gateway takes for a string literal.
+    /// </summary>
+    private static readonly HashSet<string> GatewayOwnedParameters = new(StringComparer.Ordinal)
+    {
+        "user", "database", "application_name", "replication", "options", "standard_conforming_strings",
+    };
 
     public static async Task<UpstreamConnection> ConnectAsync(
         PostgresUpstreamOptions options,
@@ -53,10 +60,11 @@ internal static class UpstreamConnector
                 new("user", options.Username),
                 new("database", database),
                 new("application_name", applicationName),
+                new("standard_conforming_strings", "on"),
             };
             foreach (var parameter in clientStartup.Parameters)
             {
-                if (!GatewayOwnedParameters.Contains(parameter.Key))
+                if (!GatewayOwnedParameters.Contains(parameter.Key) && !parameter.Key.StartsWith("_pq_.", StringComparison.Ordinal))
                 {
                     parameters.Add(parameter);
                 }

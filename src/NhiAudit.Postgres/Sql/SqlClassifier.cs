@@ -24,19 +24,56 @@ internal static class SqlClassifier
 
     private static readonly FrozenDictionary<string, string> Verbs = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase)
     {
-        ["SELECT"] = "SELECT", ["TABLE"] = "SELECT", ["VALUES"] = "VALUES",
-        ["INSERT"] = "INSERT", ["UPDATE"] = "UPDATE", ["DELETE"] = "DELETE", ["MERGE"] = "MERGE", ["COPY"] = "COPY",
-        ["CREATE"] = "CREATE", ["ALTER"] = "ALTER", ["DROP"] = "DROP", ["TRUNCATE"] = "TRUNCATE",
-        ["GRANT"] = "GRANT", ["REVOKE"] = "REVOKE", ["COMMENT"] = "COMMENT", ["SECURITY"] = "SECURITY LABEL",
-        ["BEGIN"] = "BEGIN", ["COMMIT"] = "COMMIT", ["END"] = "COMMIT", ["ROLLBACK"] = "ROLLBACK", ["ABORT"] = "ROLLBACK",
-        ["SAVEPOINT"] = "SAVEPOINT", ["RELEASE"] = "RELEASE",
-        ["SET"] = "SET", ["SHOW"] = "SHOW", ["RESET"] = "RESET",
-        ["LISTEN"] = "LISTEN", ["NOTIFY"] = "NOTIFY", ["UNLISTEN"] = "UNLISTEN",
-        ["DECLARE"] = "DECLARE", ["FETCH"] = "FETCH", ["MOVE"] = "MOVE", ["CLOSE"] = "CLOSE",
-        ["PREPARE"] = "PREPARE", ["EXECUTE"] = "EXECUTE", ["DEALLOCATE"] = "DEALLOCATE", ["DISCARD"] = "DISCARD",
-        ["VACUUM"] = "VACUUM", ["ANALYZE"] = "ANALYZE", ["ANALYSE"] = "ANALYZE", ["CLUSTER"] = "CLUSTER", ["REINDEX"] = "REINDEX",
-        ["CHECKPOINT"] = "CHECKPOINT", ["REFRESH"] = "REFRESH", ["IMPORT"] = "IMPORT", ["LOAD"] = "LOAD", ["REASSIGN"] = "REASSIGN",
-        ["CALL"] = "CALL", ["DO"] = "DO", ["LOCK"] = "LOCK",
+        ["SELECT"] = "SELECT",
+        ["TABLE"] = "SELECT",
+        ["VALUES"] = "VALUES",
+        ["INSERT"] = "INSERT",
+        ["UPDATE"] = "UPDATE",
+        ["DELETE"] = "DELETE",
+        ["MERGE"] = "MERGE",
+        ["COPY"] = "COPY",
+        ["CREATE"] = "CREATE",
+        ["ALTER"] = "ALTER",
+        ["DROP"] = "DROP",
+        ["TRUNCATE"] = "TRUNCATE",
+        ["GRANT"] = "GRANT",
+        ["REVOKE"] = "REVOKE",
+        ["COMMENT"] = "COMMENT",
+        ["SECURITY"] = "SECURITY LABEL",
+        ["BEGIN"] = "BEGIN",
+        ["COMMIT"] = "COMMIT",
+        ["END"] = "COMMIT",
+        ["ROLLBACK"] = "ROLLBACK",
+        ["ABORT"] = "ROLLBACK",
+        ["SAVEPOINT"] = "SAVEPOINT",
+        ["RELEASE"] = "RELEASE",
+        ["SET"] = "SET",
+        ["SHOW"] = "SHOW",
+        ["RESET"] = "RESET",
+        ["LISTEN"] = "LISTEN",
+        ["NOTIFY"] = "NOTIFY",
+        ["UNLISTEN"] = "UNLISTEN",
+        ["DECLARE"] = "DECLARE",
+        ["FETCH"] = "FETCH",
+        ["MOVE"] = "MOVE",
+        ["CLOSE"] = "CLOSE",
+        ["PREPARE"] = "PREPARE",
+        ["EXECUTE"] = "EXECUTE",
+        ["DEALLOCATE"] = "DEALLOCATE",
+        ["DISCARD"] = "DISCARD",
+        ["VACUUM"] = "VACUUM",
+        ["ANALYZE"] = "ANALYZE",
+        ["ANALYSE"] = "ANALYZE",
+        ["CLUSTER"] = "CLUSTER",
+        ["REINDEX"] = "REINDEX",
+        ["CHECKPOINT"] = "CHECKPOINT",
+        ["REFRESH"] = "REFRESH",
+        ["IMPORT"] = "IMPORT",
+        ["LOAD"] = "LOAD",
+        ["REASSIGN"] = "REASSIGN",
+        ["CALL"] = "CALL",
+        ["DO"] = "DO",
+        ["LOCK"] = "LOCK",
     }.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
 
     private static readonly FrozenDictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> VerbLookup =
@@ -421,16 +458,16 @@ internal static class SqlClassifier
                 case SqlKinds.Select or SqlKinds.Values or SqlKinds.Copy:
                     return new MainStatement(verb, null, -1, i, true);
                 case SqlKinds.Create or SqlKinds.Alter or SqlKinds.Drop:
-                {
-                    string? objectKind = ReadObjectKind(i + 1, out int after);
-                    return new MainStatement(verb, objectKind, after, i, false);
-                }
+                    {
+                        string? objectKind = ReadObjectKind(i + 1, out int after);
+                        return new MainStatement(verb, objectKind, after, i, false);
+                    }
 
                 case "COMMENT":
-                {
-                    string? objectKind = Is(i + 1, "ON") ? ReadObjectKind(i + 2, out int after) : null;
-                    return new MainStatement(verb, objectKind, -1, i, false);
-                }
+                    {
+                        string? objectKind = Is(i + 1, "ON") ? ReadObjectKind(i + 2, out int after) : null;
+                        return new MainStatement(verb, objectKind, -1, i, false);
+                    }
 
                 case "BEGIN" when Is(i + 1, "ATOMIC"):
                     return new MainStatement(SqlKinds.Unknown, null, -1, -1, false);

@@ -125,46 +125,46 @@ internal static class SqlText
             case 'r': value.Append('\r'); return pos + 1;
             case 't': value.Append('\t'); return pos + 1;
             case >= '0' and <= '7':
-            {
-                int code = 0, n = 0;
-                while (n < 3 && pos < raw.Length && raw[pos] is >= '0' and <= '7')
                 {
-                    code = (code * 8) + (raw[pos] - '0');
-                    pos++;
-                    n++;
-                }
+                    int code = 0, n = 0;
+                    while (n < 3 && pos < raw.Length && raw[pos] is >= '0' and <= '7')
+                    {
+                        code = (code * 8) + (raw[pos] - '0');
+                        pos++;
+                        n++;
+                    }
 
-                value.Append((char)(code & 0xFF));
-                return pos;
-            }
+                    value.Append((char)(code & 0xFF));
+                    return pos;
+                }
 
             case 'x' when pos + 1 < raw.Length && char.IsAsciiHexDigit(raw[pos + 1]):
-            {
-                pos++;
-                int code = 0, n = 0;
-                while (n < 2 && pos < raw.Length && char.IsAsciiHexDigit(raw[pos]))
                 {
-                    code = (code * 16) + HexValue(raw[pos]);
                     pos++;
-                    n++;
-                }
+                    int code = 0, n = 0;
+                    while (n < 2 && pos < raw.Length && char.IsAsciiHexDigit(raw[pos]))
+                    {
+                        code = (code * 16) + HexValue(raw[pos]);
+                        pos++;
+                        n++;
+                    }
 
-                value.Append((char)code);
-                return pos;
-            }
+                    value.Append((char)code);
+                    return pos;
+                }
 
             case 'u' or 'U':
-            {
-                int digits = c == 'u' ? 4 : 8;
-                if (pos + digits < raw.Length && TryParseHex(raw.Slice(pos + 1, digits), digits, out int code) && code <= 0x10FFFF)
                 {
-                    AppendCodePoint(value, code);
-                    return pos + 1 + digits;
-                }
+                    int digits = c == 'u' ? 4 : 8;
+                    if (pos + digits < raw.Length && TryParseHex(raw.Slice(pos + 1, digits), digits, out int code) && code <= 0x10FFFF)
+                    {
+                        AppendCodePoint(value, code);
+                        return pos + 1 + digits;
+                    }
 
-                value.Append(c);
-                return pos + 1;
-            }
+                    value.Append(c);
+                    return pos + 1;
+                }
 
             default:
                 value.Append(c);

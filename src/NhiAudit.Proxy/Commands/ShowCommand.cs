@@ -72,7 +72,7 @@ internal static class ShowCommand
 
     private static string Shorten(string text)
     {
-        var oneLine = string.Join(' ', text.Split((char[])['\n', '\r', '\t'], StringSplitOptions.RemoveEmptyEntries));
+        var oneLine = string.Join(' ', text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));
         return oneLine.Length <= 90 ? oneLine : oneLine[..89] + "…";
     }
 }
