@@ -592,17 +592,15 @@ internal sealed partial class PgRelaySession : IDisposable
                 {
                     // Every request record of this batch was appended; make them as durable as configured before the
                     // statements leave for the server.
-                    try
-                    {
-                        await _services.AuditLog.CommitAsync(ct).ConfigureAwait(false);
-                    }
-                    catch (AuditLogUnavailableException ex)
-                    {
-                        // Completing with an error drops the batch's buffered bytes unsent: nothing unaudited reaches the server.
-                        await upstreamOut.CompleteAsync(ex).ConfigureAwait(false);
-                        throw;
-                    }
+                    await _services.AuditLog.CommitAsync(ct).ConfigureAwait(false);
                 }
+            }
+            catch (Exception ex) when (ex is AuditLogUnavailableException or PgProtocolException)
+            {
+                // Completing with an error drops the batch's buffered bytes unsent: nothing whose record is not
+                // committed reaches the server, even the well-formed messages read before a bad one.
+                await upstreamOut.CompleteAsync(ex).ConfigureAwait(false);
+                throw;
             }
             finally
             {
