@@ -1,0 +1,36 @@
+namespace NhiAudit;
+
+/// <summary>
+/// One request unit as every protocol describes it to the policy engine: a PostgreSQL statement, a Kubernetes HTTP
+/// request, an SSH exec or SFTP operation. One shape for all, so one policy serves all.
+/// </summary>
+public sealed record AccessRequest
+{
+    /// <summary>The protocol: <c>postgres</c>, <c>kubernetes</c> or <c>ssh</c>.</summary>
+    public required string Protocol { get; init; }
+
+    /// <summary>The configured target's name.</summary>
+    public required string Target { get; init; }
+
+    /// <summary>
+    /// What is asked, upper-case for SQL (<c>SELECT</c>, <c>DELETE</c>, <c>DROP</c>, <c>COPY</c>), lower-case verbs for
+    /// the others (<c>get</c>, <c>exec</c>, <c>sftp.write</c>). <see cref="UnclassifiedAction"/> when the protocol
+    /// could not tell.
+    /// </summary>
+    public required string Action { get; init; }
+
+    /// <summary>What the request touches: tables; namespace/resource/name; paths.</summary>
+    public IReadOnlyList<string> Resources { get; init; } = [];
+
+    /// <summary>The request's text: SQL, request path, command line.</summary>
+    public string Text { get; init; } = "";
+
+    /// <summary>Protocol extras the policy may test, e.g. <c>hasWhere</c> (bool) for an UPDATE or DELETE.</summary>
+    public IReadOnlyDictionary<string, object?> Attributes { get; init; } = new Dictionary<string, object?>();
+
+    /// <summary>Who asks.</summary>
+    public required WorkloadIdentity Identity { get; init; }
+
+    /// <summary>The action of a request the protocol could not classify.</summary>
+    public const string UnclassifiedAction = "UNKNOWN";
+}
