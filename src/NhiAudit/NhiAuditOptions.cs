@@ -1,11 +1,12 @@
 using NhiAudit.Audit;
 using NhiAudit.Identity;
+using NhiAudit.Policy;
 
 namespace NhiAudit;
 
 /// <summary>
 /// The engine's settings as one object, shaped like the <c>NhiAudit</c> configuration section
-/// (<c>Identity</c>, <c>Audit</c>). Protocol packages bind their own sections beside these.
+/// (<c>Identity</c>, <c>Audit</c>, <c>Policy</c>). Protocol packages bind their own sections beside these.
 /// </summary>
 public sealed class NhiAuditOptions
 {
@@ -17,4 +18,7 @@ public sealed class NhiAuditOptions
 
     /// <summary>The primary audit log (<c>NhiAudit:Audit</c>).</summary>
     public AuditOptions Audit { get; set; } = new();
+
+    /// <summary>The access policy (<c>NhiAudit:Policy</c>).</summary>
+    public PolicyOptions Policy { get; set; } = new();
 }

@@ -8,6 +8,7 @@ namespace NhiAudit.Postgres.Gateway;
 internal sealed record PgGatewayServices(
     IAuditLog AuditLog,
     IWorkloadAuthenticator Authenticator,
+    IPolicyEngine Policy,
     CancelKeyRegistry CancelKeys,
     X509Certificate2 ServerCertificate,
     TokenCredential? TokenCredential,

@@ -18,6 +18,7 @@ public sealed partial class PostgresGateway : BackgroundService
     private readonly PostgresOptions _options;
     private readonly IAuditLog _auditLog;
     private readonly IWorkloadAuthenticator _authenticator;
+    private readonly IPolicyEngine _policy;
     private readonly TimeProvider _timeProvider;
     private readonly TokenCredential? _credential;
     private readonly TimeSpan _sessionGrace;
@@ -33,6 +34,7 @@ public sealed partial class PostgresGateway : BackgroundService
         IOptions<IdentityOptions> identityOptions,
         IAuditLog auditLog,
         IWorkloadAuthenticator authenticator,
+        IPolicyEngine policy,
         ILogger<PostgresGateway> logger,
         TimeProvider? timeProvider = null,
         TokenCredential? credential = null)
@@ -42,6 +44,7 @@ public sealed partial class PostgresGateway : BackgroundService
         _options = options.Value;
         _auditLog = auditLog;
         _authenticator = authenticator;
+        _policy = policy;
         _logger = logger;
         _timeProvider = timeProvider ?? TimeProvider.System;
         _credential = credential;
@@ -67,7 +70,7 @@ public sealed partial class PostgresGateway : BackgroundService
             foreach (var target in _options.Targets)
             {
                 var certificate = GatewayCertificate.LoadOrCreate(target.Tls);
-                var services = new PgGatewayServices(_auditLog, _authenticator, _cancelKeys, certificate, _credential, _timeProvider, _sessionGrace, _logger);
+                var services = new PgGatewayServices(_auditLog, _authenticator, _policy, _cancelKeys, certificate, _credential, _timeProvider, _sessionGrace, _logger);
                 var endpoint = IPEndPoint.Parse(target.Listen);
                 var listener = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
                 listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);

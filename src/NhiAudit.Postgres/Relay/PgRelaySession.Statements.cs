@@ -14,6 +14,7 @@ internal sealed partial class PgRelaySession
     private sealed record PreparedStatement(string Text, SqlStatementInfo Info, int[] ParameterTypes, string? Refusal);
 
     private const string LexicalRefusalState = "0A000";
+    private const string PolicyRefusalState = "42501";
 
     private sealed record BoundPortal(string StatementName, PreparedStatement? Statement, string?[] Parameters);
 
@@ -49,16 +50,20 @@ internal sealed partial class PgRelaySession
         }
 
         var infos = new SqlStatementInfo[statements.Count];
+        var decisions = new PolicyDecision[statements.Count];
         for (var i = 0; i < infos.Length; i++)
         {
-            infos[i] = SqlClassifier.Classify(statements[i].Text);
-            if (LexicalRefusal(statements[i].Text, infos[i]) is { } refusal)
+            var statementText = statements[i].Text;
+            infos[i] = SqlClassifier.Classify(statementText);
+            if (LexicalRefusal(statementText, infos[i]) is { } refusal)
             {
-                // The whole string is refused, as PostgreSQL would abort it at its first error: nothing of it runs.
-                Enqueue(AuditStatement("simple", text, infos[i], 0, 1, null, null, null, LexicalRefusalState, refusal));
-                _pending.Enqueue(new PendingEntry { Kind = PendingKind.SyncPoint });
-                PgFrontendWriter.WriteSync(upstreamOut);
-                return ClientMessageOutcome.Audited;
+                return RefuseQuery(text, infos[i], null, LexicalRefusalState, refusal, upstreamOut);
+            }
+
+            decisions[i] = Decide(statementText, infos[i]);
+            if (decisions[i].Effect != PolicyEffect.Allow)
+            {
+                return RefuseQuery(text, infos[i], decisions[i], PolicyRefusalState, RefusalMessage(decisions[i]), upstreamOut);
             }
         }
 
@@ -69,13 +74,49 @@ internal sealed partial class PgRelaySession
                 _reason = reason;
             }
 
-            Enqueue(AuditStatement("simple", statements[i].Text, infos[i], i, infos.Length, statementName: null, portalName: null, parameters: null));
+            Enqueue(AuditStatement("simple", statements[i].Text, infos[i], i, infos.Length, statementName: null, portalName: null, parameters: null, decision: decisions[i]));
         }
 
         _pending.Enqueue(new PendingEntry { Kind = PendingKind.SyncPoint });
         Forward(message, upstreamOut);
         return ClientMessageOutcome.Audited;
     }
+
+    /// <summary>
+    /// Refuses a whole simple-query string, as PostgreSQL aborts the rest of a string at its first error: nothing of it
+    /// runs. A Sync goes upstream instead, so the server's ReadyForQuery marks where the gateway's error belongs.
+    /// </summary>
+    private ClientMessageOutcome RefuseQuery(string text, SqlStatementInfo info, PolicyDecision? decision, string sqlState, string message, PipeWriter upstreamOut)
+    {
+        Enqueue(AuditStatement("simple", text, info, 0, 1, null, null, null, sqlState, message, decision));
+        _pending.Enqueue(new PendingEntry { Kind = PendingKind.SyncPoint });
+        PgFrontendWriter.WriteSync(upstreamOut);
+        return ClientMessageOutcome.Audited;
+    }
+
+    private PolicyDecision Decide(string text, SqlStatementInfo info)
+    {
+        var request = new AccessRequest
+        {
+            Protocol = "postgres",
+            Target = _target.Name,
+            Action = info.Kind,
+            Resources = info.Tables,
+            Text = text,
+            Attributes = info.HasWhere is { } hasWhere ? (hasWhere ? HasWhereTrue : HasWhereFalse) : NoAttributes,
+            Identity = _identity!,
+        };
+        return _services.Policy.Evaluate(request);
+    }
+
+    private static string RefusalMessage(PolicyDecision decision) =>
+        decision.Effect == PolicyEffect.RequireApproval
+            ? $"statement requires approval (rule '{decision.Rule}'), and approvals are not available on this gateway"
+            : decision.Reason;
+
+    private static readonly IReadOnlyDictionary<string, object?> NoAttributes = new Dictionary<string, object?>();
+    private static readonly IReadOnlyDictionary<string, object?> HasWhereTrue = new Dictionary<string, object?> { ["hasWhere"] = true };
+    private static readonly IReadOnlyDictionary<string, object?> HasWhereFalse = new Dictionary<string, object?> { ["hasWhere"] = false };
 
     private void OnParse(in ReadOnlySequence<byte> message)
     {
@@ -144,6 +185,14 @@ internal sealed partial class PgRelaySession
             _reason = reason;
         }
 
+        var decision = statement.Refusal is null && statement.Info.Kind != SqlKinds.Empty ? Decide(statement.Text, statement.Info) : null;
+        if (decision is { Effect: not PolicyEffect.Allow })
+        {
+            Enqueue(AuditStatement("extended", statement.Text, statement.Info, 0, 1, portal.StatementName, portalName, portal.Parameters, PolicyRefusalState, RefusalMessage(decision), decision));
+            _discardUntilSync = true;
+            return ClientMessageOutcome.Audited;
+        }
+
         if (statement.Refusal is { } refusal)
         {
             // Not forwarded; like PostgreSQL after an error, everything up to Sync is discarded, and the gateway answers
@@ -153,7 +202,7 @@ internal sealed partial class PgRelaySession
             return ClientMessageOutcome.Audited;
         }
 
-        Enqueue(AuditStatement("extended", statement.Text, statement.Info, 0, 1, portal.StatementName, portalName, portal.Parameters));
+        Enqueue(AuditStatement("extended", statement.Text, statement.Info, 0, 1, portal.StatementName, portalName, portal.Parameters, decision: decision));
         Forward(message, upstreamOut);
         return ClientMessageOutcome.Audited;
     }
@@ -188,7 +237,7 @@ internal sealed partial class PgRelaySession
         return ClientMessageOutcome.Audited;
     }
 
-    private PendingEntry AuditStatement(string protocol, string text, SqlStatementInfo info, int index, int count, string? statementName, string? portalName, string?[]? parameters, string? refusalSqlState = null, string? refusalMessage = null)
+    private PendingEntry AuditStatement(string protocol, string text, SqlStatementInfo info, int index, int count, string? statementName, string? portalName, string?[]? parameters, string? refusalSqlState = null, string? refusalMessage = null, PolicyDecision? decision = null)
     {
         var seq = AppendRequest(w =>
         {
@@ -243,6 +292,15 @@ internal sealed partial class PgRelaySession
                 }
 
                 w.WriteEndArray();
+            }
+
+            if (decision is not null)
+            {
+                w.WriteStartObject("policy"u8);
+                w.WriteString("effect"u8, decision.Effect.ToString());
+                w.WriteString("rule"u8, decision.Rule);
+                w.WriteNumber("version"u8, decision.PolicyVersion);
+                w.WriteEndObject();
             }
 
             if (refusalMessage is not null)

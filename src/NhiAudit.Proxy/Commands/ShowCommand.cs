@@ -47,7 +47,7 @@ internal static class ShowCommand
             var session = r.TryGetProperty("session", out var s) && s.ValueKind == JsonValueKind.Object && s.TryGetProperty("id", out var sid) ? sid.GetString() : null;
             var detail = type switch
             {
-                "pg.request" => $"{Get(r, "kind")} {Shorten(Get(r, "text"))}{Params(r)}",
+                "pg.request" => $"{Get(r, "kind")} {Shorten(Get(r, "text"))}{Params(r)}{Refused(r)}",
                 "pg.response" => r.TryGetProperty("sqlstate", out var state)
                     ? $"← #{Get(r, "request")} ERROR {state.GetString()} {Get(r, "error")}"
                     : $"← #{Get(r, "request")} {Get(r, "tag")} rows={Get(r, "rows")} {Get(r, "durationMs")}ms",
@@ -66,6 +66,11 @@ internal static class ShowCommand
 
     private static string Get(JsonElement r, string name) =>
         r.TryGetProperty(name, out var v) ? (v.ValueKind == JsonValueKind.String ? v.GetString() ?? "" : v.GetRawText()) : "";
+
+    private static string Refused(JsonElement r) =>
+        r.TryGetProperty("refused", out var refused)
+            ? $"  ✗ REFUSED{(r.TryGetProperty("policy", out var policy) ? $" by rule {policy.GetProperty("rule").GetString()}" : "")}: {refused.GetString()}"
+            : "";
 
     private static string Params(JsonElement r) =>
         r.TryGetProperty("params", out var p) ? " params=" + p.GetRawText() : "";

@@ -8,15 +8,16 @@ using Microsoft.Extensions.Options;
 using NhiAudit;
 using NhiAudit.Audit;
 using NhiAudit.Identity;
+using NhiAudit.Policy;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
-/// <summary>Registers the NhiAudit engine: options, workload-token validation and the primary audit log.</summary>
+/// <summary>Registers the NhiAudit engine: options, workload-token validation, the policy engine and the primary audit log.</summary>
 public static class NhiAuditServiceCollectionExtensions
 {
     /// <summary>
-    /// Adds the engine, binding <paramref name="configuration"/> as the <c>NhiAudit</c> section (its <c>Identity</c> and
-    /// <c>Audit</c> children). Passing the configuration root also works when it has an <c>NhiAudit</c> section.
+    /// Adds the engine, binding <paramref name="configuration"/> as the <c>NhiAudit</c> section (its <c>Identity</c>,
+    /// <c>Audit</c> and <c>Policy</c> children). Passing the configuration root also works when it has an <c>NhiAudit</c> section.
     /// Options are validated when the host starts (and at the latest when a service first needs them).
     /// Safe to call twice: services are registered once and an identical section is bound once.
     /// </summary>
@@ -34,13 +35,14 @@ public static class NhiAuditServiceCollectionExtensions
         {
             services.AddOptions<IdentityOptions>().Bind(section.GetSection("Identity"));
             services.AddOptions<AuditOptions>().Bind(section.GetSection("Audit"));
+            services.AddOptions<PolicyOptions>().Bind(section.GetSection("Policy"));
         }
 
         return new NhiAuditBuilder(services);
     }
 
     /// <summary>
-    /// Adds the engine, configured in code. The delegate runs once for each options type it feeds (identity, audit),
+    /// Adds the engine, configured in code. The delegate runs once for each options type it feeds (identity, audit, policy),
     /// each time on a fresh <see cref="NhiAuditOptions"/>, so it should only set values. Options are validated when the host
     /// starts (and at the latest when a service first needs them). Safe to call twice: services are registered once
     /// and each delegate is applied in turn.
@@ -66,6 +68,12 @@ public static class NhiAuditServiceCollectionExtensions
             configure(root);
             CopyIfReplaced(root.Audit, audit);
         });
+        services.AddOptions<PolicyOptions>().Configure(policy =>
+        {
+            var root = new NhiAuditOptions { Policy = policy };
+            configure(root);
+            CopyIfReplaced(root.Policy, policy);
+        });
         return new NhiAuditBuilder(services);
     }
 
@@ -86,10 +94,13 @@ public static class NhiAuditServiceCollectionExtensions
         services.AddOptions<IdentityOptions>().ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<IdentityOptions>, IdentityOptionsValidator>());
         services.AddOptions<AuditOptions>().ValidateOnStart();
-        services.AddOptions<NhiAuditOptions>().Configure<IOptions<IdentityOptions>, IOptions<AuditOptions>>((root, identity, audit) =>
+        services.AddOptions<PolicyOptions>().ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PolicyOptions>, PolicyOptionsValidator>());
+        services.AddOptions<NhiAuditOptions>().Configure<IOptions<IdentityOptions>, IOptions<AuditOptions>, IOptions<PolicyOptions>>((root, identity, audit, policy) =>
         {
             root.Identity = identity.Value;
             root.Audit = audit.Value;
+            root.Policy = policy.Value;
         });
 
         services.TryAddSingleton(TimeProvider.System);
@@ -97,6 +108,10 @@ public static class NhiAuditServiceCollectionExtensions
             sp.GetRequiredService<IOptions<IdentityOptions>>(),
             sp.GetRequiredService<TimeProvider>(),
             Logger<WorkloadTokenValidator>(sp)));
+
+        services.TryAddSingleton<IPolicyEngine>(sp => new CelPolicyEngine(
+            sp.GetRequiredService<IOptions<PolicyOptions>>(),
+            Logger<CelPolicyEngine>(sp)));
 
         // FileAuditLog.Open is the synchronous form of OpenAsync (a few blocks of file I/O), made for DI factories.
         services.TryAddSingleton<IAuditLog>(sp => FileAuditLog.Open(
@@ -112,7 +127,7 @@ public static class NhiAuditServiceCollectionExtensions
 
     private static IConfiguration ResolveSection(IConfiguration configuration)
     {
-        if (configuration.GetSection("Identity").Exists() || configuration.GetSection("Audit").Exists())
+        if (configuration.GetSection("Identity").Exists() || configuration.GetSection("Audit").Exists() || configuration.GetSection("Policy").Exists())
         {
             return configuration;
         }
