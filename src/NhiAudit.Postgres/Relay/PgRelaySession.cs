@@ -418,14 +418,12 @@ internal sealed partial class PgRelaySession : IDisposable
 
     private async Task HandleCancelAsync(byte[] packet, CancellationToken ct)
     {
-        if (packet.Length < 16)
-        {
-            return;
-        }
+        var cancel = PgCancelRequest.Parse(packet);
 
-        var processId = BinaryPrimitives.ReadInt32BigEndian(packet.AsSpan(8));
-        var secret = BinaryPrimitives.ReadInt32BigEndian(packet.AsSpan(12));
-        var found = _services.CancelKeys.TryGet(processId, secret, out var upstream);
+        // The gateway issues 4-byte keys only, so a longer key (protocol 3.2) cannot be one of ours.
+        UpstreamCancelKey? upstream = null;
+        var found = cancel.SecretKey.Length == 4
+            && _services.CancelKeys.TryGet(cancel.ProcessId, BinaryPrimitives.ReadInt32BigEndian(cancel.SecretKey), out upstream);
         await AuditAsync(_requestRecords, "pg.cancel", AuditAppendMode.Request, w =>
         {
             w.WriteString("target", _target.Name);
@@ -433,13 +431,13 @@ internal sealed partial class PgRelaySession : IDisposable
             w.WriteBoolean("matched", found);
             if (found)
             {
-                w.WriteString("cancelledSession", upstream.SessionId);
+                w.WriteString("cancelledSession", upstream!.SessionId);
             }
         }, includeContext: false).ConfigureAwait(false);
 
         if (found)
         {
-            await UpstreamConnector.SendCancelAsync(upstream, ct).ConfigureAwait(false);
+            await UpstreamConnector.SendCancelAsync(upstream!, ct).ConfigureAwait(false);
         }
 
         // PostgreSQL answers a CancelRequest by closing the connection, matched or not: so do we.

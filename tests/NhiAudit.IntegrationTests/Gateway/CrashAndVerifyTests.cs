@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text;
-using System.Text.RegularExpressions;
 using NhiAudit.IntegrationTests.Infrastructure;
 using Npgsql;
 
@@ -8,7 +7,7 @@ namespace NhiAudit.IntegrationTests.Gateway;
 
 /// <summary>The evidence after a crash, and the verifier a reviewer runs on it, through the real <c>nhiaudit</c> program.</summary>
 [Collection(PostgresCollectionDefinition.Name)]
-public sealed partial class CrashAndVerifyTests(PostgresServerFixture fixture)
+public sealed class CrashAndVerifyTests(PostgresServerFixture fixture)
 {
     [Fact]
     public async Task After_SIGKILL_under_load_every_statement_the_server_executed_has_a_request_record()
@@ -48,11 +47,7 @@ public sealed partial class CrashAndVerifyTests(PostgresServerFixture fixture)
         // Per session, the server's own statement log never exceeds what we recorded before forwarding.
         var sessions = requests.Select(r => r.SessionId()!).ToHashSet();
         var serverLog = await fixture.Server.ReadLogAsync();
-        var executedBySession = ServerStatementLine().Matches(serverLog)
-            .Select(m => m.Groups["session"].Value)
-            .Where(sessions.Contains)
-            .GroupBy(s => s)
-            .ToDictionary(g => g.Key, g => g.Count());
+        var executedBySession = ServerStatementLog.ExecutedBySession(serverLog, sessions);
         var auditedBySession = requests.GroupBy(r => r.SessionId()!).ToDictionary(g => g.Key, g => g.Count());
         Assert.NotEmpty(executedBySession);
         foreach (var (session, executed) in executedBySession)
@@ -132,7 +127,4 @@ public sealed partial class CrashAndVerifyTests(PostgresServerFixture fixture)
             Directory.Delete(copy, recursive: true);
         }
     }
-
-    [GeneratedRegex(@"app=nhi:(?<session>[a-z0-9]{12}):\S* user=\S+ db=\S+ LOG:  (statement|execute [^:]*):", RegexOptions.CultureInvariant)]
-    private static partial Regex ServerStatementLine();
 }
