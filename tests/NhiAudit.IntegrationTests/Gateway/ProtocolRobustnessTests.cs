@@ -163,6 +163,63 @@ public sealed class ProtocolRobustnessTests(PostgresServerFixture fixture) : IAs
     }
 
     [Fact]
+    public async Task Random_frontend_messages_after_login_end_at_most_their_own_connection()
+    {
+        // A seeded fuzz run over the relay itself: well-framed messages of every frontend type with random bodies.
+        // The gateway may pass them to the server (which answers with an error) or end the connection with an
+        // ErrorResponse; it must never hang, crash, or break anyone else's session or the log.
+        byte[] types = [(byte)'Q', (byte)'P', (byte)'B', (byte)'E', (byte)'C', (byte)'D', (byte)'H', (byte)'F', (byte)'d', (byte)'c', (byte)'f', (byte)'S'];
+        var random = new Random(4242);
+        var token = _gateway.MintToken("fuzz");
+        for (var connection = 0; connection < 120; connection++)
+        {
+            await using var client = await RawPgClient.LoginAsync(_gateway.Port, token);
+            var count = random.Next(1, 6);
+            for (var i = 0; i < count; i++)
+            {
+                var body = new byte[random.Next(0, 48)];
+                random.NextBytes(body);
+                if (body.Length > 0 && random.Next(2) == 0)
+                {
+                    body[^1] = 0; // often NUL-terminated, so string parsers get further
+                }
+
+                await client.SendAsync(RawPgClient.Message(types[random.Next(types.Length)], body));
+            }
+
+            await client.SendAsync(RawPgClient.Message((byte)'S', []));
+            var messages = await ReadUntilReadyOrClosedAsync(client);
+            Assert.All(messages, m => Assert.True(m.Type is (byte)'E' or (byte)'Z' or (byte)'1' or (byte)'2' or (byte)'3' or (byte)'n' or (byte)'t' or (byte)'T' or (byte)'C' or (byte)'I' or (byte)'N' or (byte)'s' or (byte)'V' or (byte)'G' or (byte)'H' or (byte)'d' or (byte)'c' or (byte)'D' or (byte)'S', $"unexpected message '{(char)m.Type}'"));
+        }
+
+        await AssertBystanderStillWorksAsync();
+        await _gateway.ReadRecordsAsync();
+        var verification = AuditVerifier.Verify(_gateway.AuditDirectory);
+        Assert.True(verification.IsIntact, verification.Problem?.Message);
+
+        static async Task<List<(byte Type, byte[] Body)>> ReadUntilReadyOrClosedAsync(RawPgClient client)
+        {
+            var messages = new List<(byte Type, byte[] Body)>();
+            try
+            {
+                while (true)
+                {
+                    var message = await client.ReadMessageAsync(TimeSpan.FromSeconds(10));
+                    messages.Add(message);
+                    if (message.Type == (byte)'Z')
+                    {
+                        return messages;
+                    }
+                }
+            }
+            catch (Exception ex) when (ex is EndOfStreamException or IOException)
+            {
+                return messages;
+            }
+        }
+    }
+
+    [Fact]
     public async Task A_client_without_tls_is_refused_when_tls_is_required_and_the_attempt_is_audited()
     {
         await using var strict = await GatewayHost.StartAsync(fixture.Server);
