@@ -58,7 +58,7 @@ public class RelayBenchmarks
 
         // Large enough that the writer never waits for the benchmark's reader.
         _pipe = new Pipe(new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0));
-        var services = new PgGatewayServices(new DiscardingAuditLog(), null!, new AllowAllPolicy(), new CancelKeyRegistry(), null!, null, TimeProvider.System, TimeSpan.Zero, NullLogger.Instance);
+        var services = new PgGatewayServices(new DiscardingAuditLog(), null!, new AllowAllPolicy(), null!, new CancelKeyRegistry(), null!, null, TimeProvider.System, TimeSpan.Zero, NullLogger.Instance);
         _session = new PgRelaySession(new PostgresTargetOptions(), services);
     }
 

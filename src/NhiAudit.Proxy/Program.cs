@@ -7,6 +7,19 @@ var root = new RootCommand("nhiaudit: the NhiAudit reference gateway. Proves wha
     VerifyCommand.Create(),
     TokenCommand.Create(),
     ShowCommand.Create(),
+    ApprovalsCommand.Create(),
 };
 
-return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
+var parse = root.Parse(args);
+if (parse.Errors.Count > 0 && ApprovalsCommand.IsUnder(parse.CommandResult))
+{
+    // approvals promises 2 for a usage error (1 means the gateway refused).
+    foreach (var error in parse.Errors)
+    {
+        Console.Error.WriteLine($"nhiaudit approvals: {error.Message}");
+    }
+
+    return 2;
+}
+
+return await parse.InvokeAsync().ConfigureAwait(false);

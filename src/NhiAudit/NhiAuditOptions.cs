@@ -1,3 +1,4 @@
+using NhiAudit.Approvals;
 using NhiAudit.Audit;
 using NhiAudit.Identity;
 using NhiAudit.Policy;
@@ -6,7 +7,7 @@ namespace NhiAudit;
 
 /// <summary>
 /// The engine's settings as one object, shaped like the <c>NhiAudit</c> configuration section
-/// (<c>Identity</c>, <c>Audit</c>, <c>Policy</c>). Protocol packages bind their own sections beside these.
+/// (<c>Identity</c>, <c>Audit</c>, <c>Policy</c>, <c>Approvals</c>). Protocol packages bind their own sections beside these.
 /// </summary>
 public sealed class NhiAuditOptions
 {
@@ -21,4 +22,7 @@ public sealed class NhiAuditOptions
 
     /// <summary>The access policy (<c>NhiAudit:Policy</c>).</summary>
     public PolicyOptions Policy { get; set; } = new();
+
+    /// <summary>Just-in-time approvals of held requests (<c>NhiAudit:Approvals</c>).</summary>
+    public ApprovalOptions Approvals { get; set; } = new();
 }

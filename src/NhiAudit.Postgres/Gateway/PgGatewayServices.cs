@@ -9,6 +9,7 @@ internal sealed record PgGatewayServices(
     IAuditLog AuditLog,
     IWorkloadAuthenticator Authenticator,
     IPolicyEngine Policy,
+    IApprovalBroker Approvals,
     CancelKeyRegistry CancelKeys,
     X509Certificate2 ServerCertificate,
     TokenCredential? TokenCredential,

@@ -19,6 +19,7 @@ public sealed partial class PostgresGateway : BackgroundService
     private readonly IAuditLog _auditLog;
     private readonly IWorkloadAuthenticator _authenticator;
     private readonly IPolicyEngine _policy;
+    private readonly IApprovalBroker _approvals;
     private readonly TimeProvider _timeProvider;
     private readonly TokenCredential? _credential;
     private readonly TimeSpan _sessionGrace;
@@ -35,6 +36,7 @@ public sealed partial class PostgresGateway : BackgroundService
         IAuditLog auditLog,
         IWorkloadAuthenticator authenticator,
         IPolicyEngine policy,
+        IApprovalBroker approvals,
         ILogger<PostgresGateway> logger,
         TimeProvider? timeProvider = null,
         TokenCredential? credential = null)
@@ -45,6 +47,7 @@ public sealed partial class PostgresGateway : BackgroundService
         _auditLog = auditLog;
         _authenticator = authenticator;
         _policy = policy;
+        _approvals = approvals;
         _logger = logger;
         _timeProvider = timeProvider ?? TimeProvider.System;
         _credential = credential;
@@ -70,7 +73,7 @@ public sealed partial class PostgresGateway : BackgroundService
             foreach (var target in _options.Targets)
             {
                 var certificate = GatewayCertificate.LoadOrCreate(target.Tls);
-                var services = new PgGatewayServices(_auditLog, _authenticator, _policy, _cancelKeys, certificate, _credential, _timeProvider, _sessionGrace, _logger);
+                var services = new PgGatewayServices(_auditLog, _authenticator, _policy, _approvals, _cancelKeys, certificate, _credential, _timeProvider, _sessionGrace, _logger);
                 var endpoint = IPEndPoint.Parse(target.Listen);
                 var listener = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
                 listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);

@@ -20,16 +20,28 @@ internal sealed partial class PgRelaySession
         {
             var read = await upstreamIn.ReadAsync(ct).ConfigureAwait(false);
             var buffer = read.Buffer;
+
+            // The client loop may write a notice (an approval hold) between two reads; never inside one.
+            await _clientWriteLock.WaitAsync(ct).ConfigureAwait(false);
+            FlushResult flush;
             try
             {
-                RelayServerFrames(ref buffer, clientOut);
+                try
+                {
+                    RelayServerFrames(ref buffer, clientOut);
+                }
+                finally
+                {
+                    upstreamIn.AdvanceTo(buffer.Start, buffer.End);
+                }
+
+                flush = await clientOut.FlushAsync(ct).ConfigureAwait(false);
             }
             finally
             {
-                upstreamIn.AdvanceTo(buffer.Start, buffer.End);
+                _clientWriteLock.Release();
             }
 
-            var flush = await clientOut.FlushAsync(ct).ConfigureAwait(false);
             if (flush.IsCompleted)
             {
                 return "client closed the connection";

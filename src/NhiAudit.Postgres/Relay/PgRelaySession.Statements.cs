@@ -51,6 +51,7 @@ internal sealed partial class PgRelaySession
 
         var infos = new SqlStatementInfo[statements.Count];
         var decisions = new PolicyDecision[statements.Count];
+        string? approvalId = null;
         for (var i = 0; i < infos.Length; i++)
         {
             var statementText = statements[i].Text;
@@ -61,11 +62,27 @@ internal sealed partial class PgRelaySession
             }
 
             decisions[i] = Decide(statementText, infos[i]);
-            if (decisions[i].Effect != PolicyEffect.Allow)
+            if (decisions[i].Effect == PolicyEffect.RequireApproval && approvalId is null)
             {
+                switch (ResolveApproval(text, infos[i], decisions[i], out approvalId))
+                {
+                    case ApprovalResolution.Hold:
+                        return ClientMessageOutcome.Hold;
+                    case ApprovalResolution.Refused:
+                        var why = ApprovalRefusal();
+                        _decidedTicket = null;
+                        return RefuseQuery(text, infos[i], decisions[i], PolicyRefusalState, why, upstreamOut);
+                }
+            }
+
+            if (decisions[i].Effect == PolicyEffect.Deny)
+            {
+                _decidedTicket = null;
                 return RefuseQuery(text, infos[i], decisions[i], PolicyRefusalState, RefusalMessage(decisions[i]), upstreamOut);
             }
         }
+
+        _decidedTicket = null;
 
         for (var i = 0; i < infos.Length; i++)
         {
@@ -74,7 +91,7 @@ internal sealed partial class PgRelaySession
                 _reason = reason;
             }
 
-            Enqueue(AuditStatement("simple", statements[i].Text, infos[i], i, infos.Length, statementName: null, portalName: null, parameters: null, decision: decisions[i]));
+            Enqueue(AuditStatement("simple", statements[i].Text, infos[i], i, infos.Length, statementName: null, portalName: null, parameters: null, decision: decisions[i], approvalId: decisions[i].Effect == PolicyEffect.RequireApproval ? approvalId : null));
         }
 
         _pending.Enqueue(new PendingEntry { Kind = PendingKind.SyncPoint });
@@ -109,10 +126,7 @@ internal sealed partial class PgRelaySession
         return _services.Policy.Evaluate(request);
     }
 
-    private static string RefusalMessage(PolicyDecision decision) =>
-        decision.Effect == PolicyEffect.RequireApproval
-            ? $"statement requires approval (rule '{decision.Rule}'), and approvals are not available on this gateway"
-            : decision.Reason;
+    private static string RefusalMessage(PolicyDecision decision) => decision.Reason;
 
     private static readonly IReadOnlyDictionary<string, object?> NoAttributes = new Dictionary<string, object?>();
     private static readonly IReadOnlyDictionary<string, object?> HasWhereTrue = new Dictionary<string, object?> { ["hasWhere"] = true };
@@ -186,7 +200,24 @@ internal sealed partial class PgRelaySession
         }
 
         var decision = statement.Refusal is null && statement.Info.Kind != SqlKinds.Empty ? Decide(statement.Text, statement.Info) : null;
-        if (decision is { Effect: not PolicyEffect.Allow })
+        string? approvalId = null;
+        if (decision is { Effect: PolicyEffect.RequireApproval })
+        {
+            switch (ResolveApproval(statement.Text, statement.Info, decision, out approvalId))
+            {
+                case ApprovalResolution.Hold:
+                    return ClientMessageOutcome.Hold;
+                case ApprovalResolution.Refused:
+                    Enqueue(AuditStatement("extended", statement.Text, statement.Info, 0, 1, portal.StatementName, portalName, portal.Parameters, PolicyRefusalState, ApprovalRefusal(), decision));
+                    _decidedTicket = null;
+                    _discardUntilSync = true;
+                    return ClientMessageOutcome.Audited;
+            }
+
+            _decidedTicket = null;
+        }
+
+        if (decision is { Effect: PolicyEffect.Deny })
         {
             Enqueue(AuditStatement("extended", statement.Text, statement.Info, 0, 1, portal.StatementName, portalName, portal.Parameters, PolicyRefusalState, RefusalMessage(decision), decision));
             _discardUntilSync = true;
@@ -202,7 +233,7 @@ internal sealed partial class PgRelaySession
             return ClientMessageOutcome.Audited;
         }
 
-        Enqueue(AuditStatement("extended", statement.Text, statement.Info, 0, 1, portal.StatementName, portalName, portal.Parameters, decision: decision));
+        Enqueue(AuditStatement("extended", statement.Text, statement.Info, 0, 1, portal.StatementName, portalName, portal.Parameters, decision: decision, approvalId: approvalId));
         Forward(message, upstreamOut);
         return ClientMessageOutcome.Audited;
     }
@@ -237,7 +268,7 @@ internal sealed partial class PgRelaySession
         return ClientMessageOutcome.Audited;
     }
 
-    private PendingEntry AuditStatement(string protocol, string text, SqlStatementInfo info, int index, int count, string? statementName, string? portalName, string?[]? parameters, string? refusalSqlState = null, string? refusalMessage = null, PolicyDecision? decision = null)
+    private PendingEntry AuditStatement(string protocol, string text, SqlStatementInfo info, int index, int count, string? statementName, string? portalName, string?[]? parameters, string? refusalSqlState = null, string? refusalMessage = null, PolicyDecision? decision = null, string? approvalId = null)
     {
         var seq = AppendRequest(w =>
         {
@@ -301,6 +332,11 @@ internal sealed partial class PgRelaySession
                 w.WriteString("rule"u8, decision.Rule);
                 w.WriteNumber("version"u8, decision.PolicyVersion);
                 w.WriteEndObject();
+            }
+
+            if (approvalId is not null)
+            {
+                w.WriteString("approval"u8, approvalId);
             }
 
             if (refusalMessage is not null)

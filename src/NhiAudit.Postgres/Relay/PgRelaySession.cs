@@ -75,6 +75,7 @@ internal sealed partial class PgRelaySession : IDisposable
     {
         _requestRecords.Dispose();
         _responseRecords.Dispose();
+        _clientWriteLock.Dispose();
     }
 
     public async Task RunAsync(CancellationToken shutdown)
@@ -460,6 +461,7 @@ internal sealed partial class PgRelaySession : IDisposable
         var upstreamIn = PipeReader.Create(upstream.Stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4096, leaveOpen: true));
         var upstreamOut = PipeWriter.Create(upstream.Stream, new StreamPipeWriterOptions(minimumBufferSize: 16 * 1024, leaveOpen: true));
 
+        _clientOut = clientOut;
         var clientLoop = ClientToServerAsync(clientIn, upstreamOut, sessionEnd.Token);
         var serverLoop = ServerToClientAsync(upstreamIn, clientOut, sessionEnd.Token);
         var first = await Task.WhenAny(clientLoop, serverLoop).ConfigureAwait(false);
@@ -527,6 +529,7 @@ internal sealed partial class PgRelaySession : IDisposable
             var buffer = read.Buffer;
             var requestsInBatch = false;
             var terminated = false;
+            var held = false;
             try
             {
                 while (!buffer.IsEmpty)
@@ -569,19 +572,22 @@ internal sealed partial class PgRelaySession : IDisposable
                     }
 
                     var message = buffer.Slice(0, length + 1);
-                    buffer = buffer.Slice(length + 1);
-                    switch (OnClientMessage(type, message, upstreamOut))
+                    var outcome = OnClientMessage(type, message, upstreamOut);
+                    if (outcome == ClientMessageOutcome.Hold)
                     {
-                        case ClientMessageOutcome.Audited:
-                            requestsInBatch = true;
-                            break;
-                        case ClientMessageOutcome.Terminate:
-                            terminated = true;
-                            break;
+                        // The message stays unread: it is handled again once the approval is decided.
+                        held = true;
+                        break;
                     }
 
-                    if (terminated)
+                    buffer = buffer.Slice(length + 1);
+                    if (outcome == ClientMessageOutcome.Audited)
                     {
+                        requestsInBatch = true;
+                    }
+                    else if (outcome == ClientMessageOutcome.Terminate)
+                    {
+                        terminated = true;
                         break;
                     }
                 }
@@ -602,13 +608,20 @@ internal sealed partial class PgRelaySession : IDisposable
             }
             finally
             {
-                clientIn.AdvanceTo(buffer.Start, buffer.End);
+                // A held message was not examined to its end: the next read must return it again at once.
+                clientIn.AdvanceTo(buffer.Start, held ? buffer.Start : buffer.End);
             }
 
             await upstreamOut.FlushAsync(ct).ConfigureAwait(false);
             if (terminated)
             {
                 return "client terminated the session";
+            }
+
+            if (held)
+            {
+                await AwaitApprovalAsync(ct).ConfigureAwait(false);
+                continue;
             }
 
             if (read.IsCompleted)
@@ -623,6 +636,7 @@ internal sealed partial class PgRelaySession : IDisposable
     internal enum ClientMessageOutcome
     {
         Forwarded,
+        Hold,
         Audited,
         Discarded,
         Terminate,

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using NhiAudit.Identity;
 using NhiAudit.Postgres;
+using NhiAudit.Proxy.Admin;
 
 namespace NhiAudit.Proxy.Commands;
 
@@ -51,6 +52,15 @@ internal static class RunCommand
         {
             // The gateway's own Entra identity (managed identity, workload identity, or az login for development).
             builder.Services.AddSingleton<TokenCredential>(new DefaultAzureCredential());
+        }
+
+        var admin = section.GetSection("Admin").Get<AdminOptions>();
+        if (!string.IsNullOrWhiteSpace(admin?.Listen))
+        {
+            // The admin API (approvals, health) on its own listener; AdminHostedService.Address tells the bound port.
+            builder.Services.AddSingleton(admin);
+            builder.Services.AddSingleton<AdminHostedService>();
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<AdminHostedService>());
         }
 
         configureServices?.Invoke(builder.Services);

@@ -47,13 +47,15 @@ internal static class ShowCommand
             var session = r.TryGetProperty("session", out var s) && s.ValueKind == JsonValueKind.Object && s.TryGetProperty("id", out var sid) ? sid.GetString() : null;
             var detail = type switch
             {
-                "pg.request" => $"{Get(r, "kind")} {Shorten(Get(r, "text"))}{Params(r)}{Refused(r)}",
+                "pg.request" => $"{Get(r, "kind")} {Shorten(Get(r, "text"))}{Params(r)}{(r.TryGetProperty("approval", out var approval) ? " [approval " + approval.GetString() + "]" : "")}{Refused(r)}",
                 "pg.response" => r.TryGetProperty("sqlstate", out var state)
                     ? $"← #{Get(r, "request")} ERROR {state.GetString()} {Get(r, "error")}"
                     : $"← #{Get(r, "request")} {Get(r, "tag")} rows={Get(r, "rows")} {Get(r, "durationMs")}ms",
                 "pg.auth.failed" => $"{Get(r, "client")} user={Get(r, "user")}: {Get(r, "reason")}",
                 "pg.session.start" => $"tls={Get(r, "tls")} upstreamPid={Get(r, "upstreamPid")} token expires {Get(r, "tokenExpires")}",
                 "pg.session.end" => $"{Get(r, "endReason")} after {Get(r, "statements")} statements",
+                "pg.approval.requested" => $"HELD {Get(r, "approval")} rule={Get(r, "rule")} {Shorten(Get(r, "text"))}",
+                "pg.approval.decided" => $"{Get(r, "approval")} {Get(r, "state")}{(r.TryGetProperty("decidedBy", out var by) ? " by " + by.GetProperty("subject").GetString() : "")}{(r.TryGetProperty("why", out var why) ? ": " + why.GetString() : "")}",
                 _ => "",
             };
             return $"{seq} {time} {type,-17} {session,-12} {who,-28} {detail}";

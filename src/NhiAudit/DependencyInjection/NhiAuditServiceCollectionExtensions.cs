@@ -6,18 +6,19 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using NhiAudit;
+using NhiAudit.Approvals;
 using NhiAudit.Audit;
 using NhiAudit.Identity;
 using NhiAudit.Policy;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
-/// <summary>Registers the NhiAudit engine: options, workload-token validation, the policy engine and the primary audit log.</summary>
+/// <summary>Registers the NhiAudit engine: options, workload-token validation, the policy engine, the approval broker and the primary audit log.</summary>
 public static class NhiAuditServiceCollectionExtensions
 {
     /// <summary>
     /// Adds the engine, binding <paramref name="configuration"/> as the <c>NhiAudit</c> section (its <c>Identity</c>,
-    /// <c>Audit</c> and <c>Policy</c> children). Passing the configuration root also works when it has an <c>NhiAudit</c> section.
+    /// <c>Audit</c>, <c>Policy</c> and <c>Approvals</c> children). Passing the configuration root also works when it has an <c>NhiAudit</c> section.
     /// Options are validated when the host starts (and at the latest when a service first needs them).
     /// Safe to call twice: services are registered once and an identical section is bound once.
     /// </summary>
@@ -36,13 +37,14 @@ public static class NhiAuditServiceCollectionExtensions
             services.AddOptions<IdentityOptions>().Bind(section.GetSection("Identity"));
             services.AddOptions<AuditOptions>().Bind(section.GetSection("Audit"));
             services.AddOptions<PolicyOptions>().Bind(section.GetSection("Policy"));
+            services.AddOptions<ApprovalOptions>().Bind(section.GetSection("Approvals"));
         }
 
         return new NhiAuditBuilder(services);
     }
 
     /// <summary>
-    /// Adds the engine, configured in code. The delegate runs once for each options type it feeds (identity, audit, policy),
+    /// Adds the engine, configured in code. The delegate runs once for each options type it feeds (identity, audit, policy, approvals),
     /// each time on a fresh <see cref="NhiAuditOptions"/>, so it should only set values. Options are validated when the host
     /// starts (and at the latest when a service first needs them). Safe to call twice: services are registered once
     /// and each delegate is applied in turn.
@@ -74,6 +76,12 @@ public static class NhiAuditServiceCollectionExtensions
             configure(root);
             CopyIfReplaced(root.Policy, policy);
         });
+        services.AddOptions<ApprovalOptions>().Configure(approvals =>
+        {
+            var root = new NhiAuditOptions { Approvals = approvals };
+            configure(root);
+            CopyIfReplaced(root.Approvals, approvals);
+        });
         return new NhiAuditBuilder(services);
     }
 
@@ -96,11 +104,14 @@ public static class NhiAuditServiceCollectionExtensions
         services.AddOptions<AuditOptions>().ValidateOnStart();
         services.AddOptions<PolicyOptions>().ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PolicyOptions>, PolicyOptionsValidator>());
-        services.AddOptions<NhiAuditOptions>().Configure<IOptions<IdentityOptions>, IOptions<AuditOptions>, IOptions<PolicyOptions>>((root, identity, audit, policy) =>
+        services.AddOptions<ApprovalOptions>().ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ApprovalOptions>, ApprovalOptionsValidator>());
+        services.AddOptions<NhiAuditOptions>().Configure<IOptions<IdentityOptions>, IOptions<AuditOptions>, IOptions<PolicyOptions>, IOptions<ApprovalOptions>>((root, identity, audit, policy, approvals) =>
         {
             root.Identity = identity.Value;
             root.Audit = audit.Value;
             root.Policy = policy.Value;
+            root.Approvals = approvals.Value;
         });
 
         services.TryAddSingleton(TimeProvider.System);
@@ -112,6 +123,11 @@ public static class NhiAuditServiceCollectionExtensions
         services.TryAddSingleton<IPolicyEngine>(sp => new CelPolicyEngine(
             sp.GetRequiredService<IOptions<PolicyOptions>>(),
             Logger<CelPolicyEngine>(sp)));
+
+        services.TryAddSingleton<IApprovalBroker>(sp => new InMemoryApprovalBroker(
+            sp.GetRequiredService<IOptions<ApprovalOptions>>(),
+            sp.GetRequiredService<TimeProvider>(),
+            Logger<InMemoryApprovalBroker>(sp)));
 
         // FileAuditLog.Open is the synchronous form of OpenAsync (a few blocks of file I/O), made for DI factories.
         services.TryAddSingleton<IAuditLog>(sp => FileAuditLog.Open(
@@ -127,7 +143,7 @@ public static class NhiAuditServiceCollectionExtensions
 
     private static IConfiguration ResolveSection(IConfiguration configuration)
     {
-        if (configuration.GetSection("Identity").Exists() || configuration.GetSection("Audit").Exists() || configuration.GetSection("Policy").Exists())
+        if (configuration.GetSection("Identity").Exists() || configuration.GetSection("Audit").Exists() || configuration.GetSection("Policy").Exists() || configuration.GetSection("Approvals").Exists())
         {
             return configuration;
         }

@@ -4,13 +4,11 @@ namespace NhiAudit.Policy;
 
 /// <summary>
 /// Refuses, at startup, a policy that cannot be enforced as written: unnamed or duplicate rules, conditions that do
-/// not compile or refer to unknown variables, and <see cref="PolicyEffect.RequireApproval"/> (no approval broker
-/// exists yet, and silently allowing instead would fail open). A configured policy file must exist and be valid too.
+/// not compile or refer to unknown variables, and effects that do not exist. A configured policy file must exist and be
+/// valid too. <see cref="PolicyEffect.RequireApproval"/> is accepted: the approval broker holds such requests.
 /// </summary>
 internal sealed class PolicyOptionsValidator : IValidateOptions<PolicyOptions>
 {
-    internal const string RequireApprovalNotBuilt = "RequireApproval needs the approval broker, which is not built yet; use Deny (fail closed) or Allow";
-
     /// <inheritdoc />
     public ValidateOptionsResult Validate(string? name, PolicyOptions options)
     {
@@ -103,13 +101,9 @@ internal sealed class PolicyOptionsValidator : IValidateOptions<PolicyOptions>
 
     private static void CheckEffect(PolicyEffect effect, string where, List<string> failures)
     {
-        if (effect == PolicyEffect.RequireApproval)
+        if (!Enum.IsDefined(effect))
         {
-            failures.Add($"{where}: {RequireApprovalNotBuilt}.");
-        }
-        else if (!Enum.IsDefined(effect))
-        {
-            failures.Add($"{where}: '{effect}' is not an effect (Allow or Deny).");
+            failures.Add($"{where}: '{effect}' is not an effect (Allow, Deny or RequireApproval).");
         }
     }
 }

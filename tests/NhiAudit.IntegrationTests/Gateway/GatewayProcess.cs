@@ -41,11 +41,15 @@ public sealed class GatewayProcess : IAsyncDisposable
     public static Task<ProcessResult> RunCliAsync(IEnumerable<string> args, string? workingDirectory = null) =>
         ProcessRunner.RunAsync("dotnet", [ProgramPath, .. args], timeout: TimeSpan.FromSeconds(60), workingDirectory: workingDirectory);
 
-    public static async Task<GatewayProcess> StartAsync(PostgresServer server, string? directory = null, string durability = "WriteAhead")
+    public static async Task<GatewayProcess> StartAsync(PostgresServer server, string? directory = null, string durability = "WriteAhead", Action<Dictionary<string, object?>>? configure = null)
     {
         directory ??= Path.Combine(PostgresServer.TempRoot, "gwp-" + Guid.NewGuid().ToString("N")[..10]);
         System.IO.Directory.CreateDirectory(directory);
         var port = FreePort.Get();
+        var section = new Dictionary<string, object?>
+        {
+            ["DevelopmentIssuer"] = new { Directory = Path.Combine(directory, "issuer"), Issuer = "https://issuer.local" },
+        };
         var config = new
         {
             NhiAudit = new
@@ -68,8 +72,15 @@ public sealed class GatewayProcess : IAsyncDisposable
                 },
             },
         };
+        // The fixed settings above, plus whatever the test adds (Policy, Approvals, Admin, ...).
+        foreach (var property in JsonSerializer.SerializeToElement(config.NhiAudit).EnumerateObject())
+        {
+            section[property.Name] = property.Value;
+        }
+
+        configure?.Invoke(section);
         var configFile = Path.Combine(directory, "nhiaudit.json");
-        await File.WriteAllTextAsync(configFile, JsonSerializer.Serialize(config));
+        await File.WriteAllTextAsync(configFile, JsonSerializer.Serialize(new Dictionary<string, object?> { ["NhiAudit"] = section }));
 
         var start = new ProcessStartInfo("dotnet")
         {
@@ -93,9 +104,9 @@ public sealed class GatewayProcess : IAsyncDisposable
         return new GatewayProcess(process, directory, port);
     }
 
-    public async Task<string> MintTokenAsync(string subject)
+    public async Task<string> MintTokenAsync(string subject, params string[] extraArgs)
     {
-        var result = await RunCliAsync(["token", "--config", ConfigFile, "--subject", subject]);
+        var result = await RunCliAsync(["token", "--config", ConfigFile, "--subject", subject, .. extraArgs]);
         Assert.True(result.Succeeded, result.Describe("nhiaudit token"));
         return result.StandardOutput.Trim();
     }

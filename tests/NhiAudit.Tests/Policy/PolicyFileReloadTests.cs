@@ -94,14 +94,14 @@ public sealed class PolicyFileReloadTests : IDisposable
     }
 
     [Fact]
-    public async Task AddNhiAuditing_refuses_RequireApproval_at_startup()
+    public async Task AddNhiAuditing_accepts_RequireApproval_and_registers_the_broker()
     {
         var services = new ServiceCollection();
         services.AddNhiAuditing(options => options.Policy.Rules.Add(Rule("hold", "request.action == 'DROP'", PolicyEffect.RequireApproval)));
         await using var provider = new MiniServiceProvider(services);
 
-        var ex = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IStartupValidator>().Validate());
-        Assert.Contains("rule 'hold': Effect: RequireApproval needs the approval broker, which is not built yet", ex.Message, StringComparison.Ordinal);
-        Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IPolicyEngine>());
+        provider.GetRequiredService<IStartupValidator>().Validate();
+        Assert.Equal(PolicyEffect.RequireApproval, provider.GetRequiredService<IPolicyEngine>().Evaluate(Request("DROP")).Effect);
+        Assert.IsType<NhiAudit.Approvals.InMemoryApprovalBroker>(provider.GetRequiredService<IApprovalBroker>());
     }
 }

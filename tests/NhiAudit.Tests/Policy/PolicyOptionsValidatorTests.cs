@@ -45,17 +45,21 @@ public sealed class PolicyOptionsValidatorTests
     }
 
     [Fact]
-    public void RequireApproval_is_refused_until_the_broker_exists()
+    public void RequireApproval_is_accepted_now_that_the_broker_exists()
     {
         var failures = Failures(new PolicyOptions
         {
             DefaultEffect = PolicyEffect.RequireApproval,
             Rules = [Rule("hold-drops", "request.action == 'DROP'", PolicyEffect.RequireApproval)],
         });
-        Assert.Equal(2, failures.Count);
-        Assert.All(failures, f => Assert.Contains("RequireApproval needs the approval broker, which is not built yet", f, StringComparison.Ordinal));
-        Assert.Contains(failures, f => f.StartsWith("NhiAudit:Policy rule 'hold-drops': Effect", StringComparison.Ordinal));
-        Assert.Contains(failures, f => f.StartsWith("NhiAudit:Policy:DefaultEffect", StringComparison.Ordinal));
+        Assert.Empty(failures);
+    }
+
+    [Fact]
+    public void An_undefined_effect_is_refused()
+    {
+        var failure = Assert.Single(Failures(new PolicyOptions { Rules = [Rule("odd", "true", (PolicyEffect)42)] }));
+        Assert.Contains("rule 'odd': Effect: '42' is not an effect", failure, StringComparison.Ordinal);
     }
 
     [Fact]

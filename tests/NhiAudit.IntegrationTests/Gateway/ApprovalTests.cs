@@ -1,0 +1,149 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using NhiAudit.IntegrationTests.Infrastructure;
+using Npgsql;
+
+namespace NhiAudit.IntegrationTests.Gateway;
+
+/// <summary>
+/// Just-in-time approval through the real gateway process: a DELETE without WHERE is held on the live connection,
+/// and an approver decides with <c>nhiaudit approvals</c>.
+/// </summary>
+[Collection(PostgresCollectionDefinition.Name)]
+public sealed partial class ApprovalTests(PostgresServerFixture fixture) : IAsyncLifetime
+{
+    private GatewayProcess _gateway = null!;
+    private int _adminPort;
+    private string _table = "";
+    private string _approverToken = "";
+
+    public async Task InitializeAsync()
+    {
+        _adminPort = FreePort.Get();
+        _gateway = await GatewayProcess.StartAsync(fixture.Server, configure: section =>
+        {
+            section["Policy"] = new
+            {
+                Rules = new[] { new { Name = "bulk-delete", When = "request.action == 'DELETE' && !request.hasWhere", Effect = "RequireApproval" } },
+            };
+            section["Approvals"] = new { Timeout = "00:00:08" };
+            section["Admin"] = new { Listen = $"127.0.0.1:{_adminPort.ToString(CultureInfo.InvariantCulture)}" };
+        });
+        Assert.True(await FreePort.WaitForListeningAsync(_adminPort, TimeSpan.FromSeconds(30)), "the admin listener did not start");
+        _approverToken = await _gateway.MintTokenAsync("alice", "--kind", "User", "--role", "NhiAudit.Approver");
+        _table = "held_" + Guid.NewGuid().ToString("N")[..8];
+        await using var admin = new NpgsqlConnection(fixture.Server.ConnectionString());
+        await admin.OpenAsync();
+        await using var create = new NpgsqlCommand($"CREATE TABLE {_table} (id int); INSERT INTO {_table} SELECT generate_series(1, 10)", admin);
+        await create.ExecuteNonQueryAsync();
+    }
+
+    public async Task DisposeAsync() => await _gateway.DisposeAsync();
+
+    private async Task<(NpgsqlConnection Connection, Task<string> Ticket)> OpenAsync(string subject)
+    {
+        var token = await _gateway.MintTokenAsync(subject);
+        var connection = new NpgsqlConnection($"Host=127.0.0.1;Port={_gateway.Port};Username=ci-job;Password={token};Database=app;SSL Mode=Disable;Pooling=false;Command Timeout=60");
+        var ticket = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        connection.Notice += (_, e) =>
+        {
+            if (TicketInNotice().Match(e.Notice.MessageText) is { Success: true } match)
+            {
+                ticket.TrySetResult(match.Groups[1].Value);
+            }
+        };
+        await connection.OpenAsync();
+        return (connection, ticket.Task);
+    }
+
+    private Task<ProcessResult> ApprovalsAsync(params string[] args) =>
+        GatewayProcess.RunCliAsync(["approvals", .. args, "--admin", $"http://127.0.0.1:{_adminPort.ToString(CultureInfo.InvariantCulture)}", "--token", _approverToken]);
+
+    [Fact]
+    public async Task A_held_delete_runs_once_an_approver_grants_it_through_the_cli()
+    {
+        var (connection, ticketTask) = await OpenAsync("held-approve");
+        await using var _ = connection;
+        await using var delete = new NpgsqlCommand($"DELETE FROM {_table}", connection);
+        var running = delete.ExecuteNonQueryAsync();
+        var ticket = await ticketTask.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.False(running.IsCompleted);
+        Assert.Equal(10, await fixture.Server.ExecuteScalarIntAsync($"SELECT count(*) FROM {_table}"));
+
+        var list = await ApprovalsAsync("list");
+        Assert.True(list.Succeeded, list.Describe("approvals list"));
+        Assert.Contains(ticket, list.StandardOutput, StringComparison.Ordinal);
+
+        var approve = await ApprovalsAsync("approve", ticket, "--reason", "cleanup before release 1.4.2");
+        Assert.True(approve.Succeeded, approve.Describe("approvals approve"));
+        Assert.Equal(10, await running.WaitAsync(TimeSpan.FromSeconds(10)));
+
+        var records = GatewayHost.ReadRecords(_gateway.AuditDirectory);
+        var decided = records.OfType("pg.approval.decided").Single(r => r.Str("approval") == ticket);
+        Assert.Equal("Approved", decided.Str("state"));
+        Assert.Equal("alice", decided.GetProperty("decidedBy").GetProperty("subject").GetString());
+        Assert.Equal("cleanup before release 1.4.2", decided.Str("why"));
+        var executed = records.OfType("pg.request").Single(r => r.Str("approval") == ticket);
+        Assert.Equal("DELETE", executed.Str("kind"));
+        Assert.Contains(records.OfType("pg.approval.requested"), r => r.Str("approval") == ticket && r.Subject() == "held-approve");
+    }
+
+    [Fact]
+    public async Task A_denied_hold_fails_cleanly_and_the_session_goes_on()
+    {
+        var (connection, ticketTask) = await OpenAsync("held-deny");
+        await using var _ = connection;
+        await using var delete = new NpgsqlCommand($"DELETE FROM {_table}", connection);
+        var running = delete.ExecuteNonQueryAsync();
+        var ticket = await ticketTask.WaitAsync(TimeSpan.FromSeconds(10));
+        var deny = await ApprovalsAsync("deny", ticket, "--reason", "not during business hours");
+        Assert.True(deny.Succeeded, deny.Describe("approvals deny"));
+
+        var error = await Assert.ThrowsAsync<PostgresException>(() => running.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal("42501", error.SqlState);
+        Assert.Contains("denied by", error.MessageText, StringComparison.Ordinal);
+        Assert.Contains("not during business hours", error.MessageText, StringComparison.Ordinal);
+        Assert.Equal(10, await fixture.Server.ExecuteScalarIntAsync($"SELECT count(*) FROM {_table}"));
+
+        await using var next = new NpgsqlCommand("SELECT 'still here'", connection);
+        Assert.Equal("still here", await next.ExecuteScalarAsync());
+        var decided = GatewayHost.ReadRecords(_gateway.AuditDirectory).OfType("pg.approval.decided").Single(r => r.Str("approval") == ticket);
+        Assert.Equal("Denied", decided.Str("state"));
+        Assert.Equal("alice", decided.GetProperty("decidedBy").GetProperty("subject").GetString());
+    }
+
+    [Fact]
+    public async Task A_hold_nobody_decides_times_out_and_fails_cleanly()
+    {
+        var (connection, ticketTask) = await OpenAsync("held-timeout");
+        await using var _ = connection;
+        await using var delete = new NpgsqlCommand($"DELETE FROM {_table}", connection);
+        var running = delete.ExecuteNonQueryAsync();
+        var ticket = await ticketTask.WaitAsync(TimeSpan.FromSeconds(10));
+        var error = await Assert.ThrowsAsync<PostgresException>(() => running.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal("42501", error.SqlState);
+        Assert.Contains("timed out", error.MessageText, StringComparison.Ordinal);
+        Assert.Equal(10, await fixture.Server.ExecuteScalarIntAsync($"SELECT count(*) FROM {_table}"));
+        var decided = GatewayHost.ReadRecords(_gateway.AuditDirectory).OfType("pg.approval.decided").Single(r => r.Str("approval") == ticket);
+        Assert.Equal("TimedOut", decided.Str("state"));
+    }
+
+    [Fact]
+    public async Task A_workload_cannot_approve_its_own_request()
+    {
+        var (connection, ticketTask) = await OpenAsync("self-approver");
+        await using var _ = connection;
+        await using var delete = new NpgsqlCommand($"DELETE FROM {_table}", connection);
+        var running = delete.ExecuteNonQueryAsync();
+        var ticket = await ticketTask.WaitAsync(TimeSpan.FromSeconds(10));
+        var selfToken = await _gateway.MintTokenAsync("self-approver", "--role", "NhiAudit.Approver");
+        var result = await GatewayProcess.RunCliAsync(["approvals", "approve", ticket, "--admin", $"http://127.0.0.1:{_adminPort.ToString(CultureInfo.InvariantCulture)}", "--token", selfToken]);
+        Assert.Equal(1, result.ExitCode);
+        var deny = await ApprovalsAsync("deny", ticket);
+        Assert.True(deny.Succeeded, deny.Describe("approvals deny"));
+        await Assert.ThrowsAsync<PostgresException>(() => running.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    [GeneratedRegex(@"held for approval (\S+)")]
+    private static partial Regex TicketInNotice();
+}
