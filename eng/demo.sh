@@ -42,6 +42,8 @@ export NhiAudit__Postgres__Targets__0__Listen="127.0.0.1:$gw_port"
 export NhiAudit__Postgres__Targets__0__Upstream__Port="$pg_port"
 export NhiAudit__Postgres__Targets__0__Upstream__Username=app
 export NhiAudit__Postgres__Targets__0__Upstream__Password=app-secret
+admin_port=$(pg_free_port)
+export NhiAudit__Admin__Listen="127.0.0.1:$admin_port"
 
 say "Starting the gateway: nhiaudit run (embedded default config) on 127.0.0.1:$gw_port"
 nhiaudit run >"$work/gateway.log" 2>&1 &
@@ -71,12 +73,25 @@ SELECT id, tier FROM customers ORDER BY id; SELECT count(*) AS customers FROM cu
 SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid();
 SQL
 
-say "The job tries something the policy forbids (embedded default rules: no DROP, no TRUNCATE, no DELETE without WHERE)"
+say "The job tries something the policy forbids (embedded default rules: no DROP, no TRUNCATE)"
 psql "$conn" -X <<'SQL' 2>&1 | sed 's/^/  /'
 DROP TABLE customers;
-DELETE FROM customers;
 SELECT count(*) AS still_there FROM customers;
 SQL
+
+say "A DELETE without WHERE is held for a just-in-time approval; an approver grants it with nhiaudit approvals"
+psql "$conn" -X -c "DELETE FROM customers" 2>&1 | sed 's/^/  job | /' &
+job=$!
+approver=$(nhiaudit token --subject alice@contoso.com --kind User --role NhiAudit.Approver)
+ticket=
+for _ in $(seq 1 50); do
+    ticket=$(nhiaudit approvals list --admin "http://127.0.0.1:$admin_port" --token "$approver" 2>/dev/null | grep -oE '^[a-z0-9]{10}' | head -n 1 || true)
+    [[ -n $ticket ]] && break
+    sleep 0.2
+done
+nhiaudit approvals list --admin "http://127.0.0.1:$admin_port" --token "$approver" | sed 's/^/  approver | /'
+nhiaudit approvals approve "$ticket" --reason "customer data purge, change CHG-1042" --admin "http://127.0.0.1:$admin_port" --token "$approver" | sed 's/^/  approver | /'
+wait "$job"
 
 say "pgbench, 2 seconds of read-only load through the gateway"
 PGPASSWORD=app-secret PGSSLMODE=disable "$PG_BIN/pgbench" -i -s 1 -q -h 127.0.0.1 -p "$pg_port" -U app app >/dev/null 2>&1
