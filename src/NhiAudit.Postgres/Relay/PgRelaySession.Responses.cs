@@ -111,7 +111,7 @@ internal sealed partial class PgRelaySession
 
             reader.Advance(bodyLength);
             var message = buffer.Slice(frameStart, reader.Position);
-            if (type == (byte)'Z' && _refusedInFlight > 0)
+            if (type == (byte)'Z' && Volatile.Read(ref _refusedInFlight) > 0)
             {
                 // The gateway's own answers to refused statements go just before this ReadyForQuery.
                 Forward(buffer.Slice(forwardFrom, frameStart), clientOut);
