@@ -89,6 +89,28 @@ public sealed partial class ApprovalTests(PostgresServerFixture fixture) : IAsyn
     }
 
     [Fact]
+    public async Task A_grant_for_a_duration_lets_the_same_identity_and_rule_through_without_another_hold()
+    {
+        var (connection, ticketTask) = await OpenAsync("held-grant");
+        await using var _ = connection;
+        await using var first = new NpgsqlCommand($"DELETE FROM {_table}", connection);
+        var running = first.ExecuteNonQueryAsync();
+        var ticket = await ticketTask.WaitAsync(TimeSpan.FromSeconds(10));
+        var approve = await ApprovalsAsync("approve", ticket, "--grant-for", "10", "--reason", "maintenance window");
+        Assert.True(approve.Succeeded, approve.Describe("approvals approve --grant-for"));
+        Assert.Equal(10, await running.WaitAsync(TimeSpan.FromSeconds(10)));
+
+        // Same identity, same rule, inside the window: runs at once, and its record names the grant.
+        await using var second = new NpgsqlCommand($"DELETE FROM {_table}", connection);
+        Assert.Equal(0, await second.ExecuteNonQueryAsync().WaitAsync(TimeSpan.FromSeconds(5)));
+        var records = GatewayHost.ReadRecords(_gateway.AuditDirectory);
+        var executed = records.OfType("pg.request").Where(r => r.Subject() == "held-grant" && r.Str("kind") == "DELETE").ToList();
+        Assert.Equal(2, executed.Count);
+        Assert.All(executed, r => Assert.NotNull(r.Str("approval")));
+        Assert.Single(records.OfType("pg.approval.requested"), r => r.Subject() == "held-grant");
+    }
+
+    [Fact]
     public async Task A_denied_hold_fails_cleanly_and_the_session_goes_on()
     {
         var (connection, ticketTask) = await OpenAsync("held-deny");
