@@ -26,7 +26,7 @@ public sealed partial class ApprovalTests(PostgresServerFixture fixture) : IAsyn
             {
                 Rules = new[] { new { Name = "bulk-delete", When = "request.action == 'DELETE' && !request.hasWhere", Effect = "RequireApproval" } },
             };
-            section["Approvals"] = new { Timeout = "00:00:08" };
+            section["Approvals"] = new { Timeout = "00:00:15" };
             section["Admin"] = new { Listen = $"127.0.0.1:{_adminPort.ToString(CultureInfo.InvariantCulture)}" };
         });
         Assert.True(await FreePort.WaitForListeningAsync(_adminPort, TimeSpan.FromSeconds(30)), "the admin listener did not start");
@@ -153,12 +153,12 @@ public sealed partial class ApprovalTests(PostgresServerFixture fixture) : IAsyn
     [Fact]
     public async Task A_workload_cannot_approve_its_own_request()
     {
+        var selfToken = await _gateway.MintTokenAsync("self-approver", "--role", "NhiAudit.Approver");
         var (connection, ticketTask) = await OpenAsync("self-approver");
         await using var _ = connection;
         await using var delete = new NpgsqlCommand($"DELETE FROM {_table}", connection);
         var running = delete.ExecuteNonQueryAsync();
         var ticket = await ticketTask.WaitAsync(TimeSpan.FromSeconds(10));
-        var selfToken = await _gateway.MintTokenAsync("self-approver", "--role", "NhiAudit.Approver");
         var result = await GatewayProcess.RunCliAsync(["approvals", "approve", ticket, "--admin", $"http://127.0.0.1:{_adminPort.ToString(CultureInfo.InvariantCulture)}", "--token", selfToken]);
         Assert.Equal(1, result.ExitCode);
         var deny = await ApprovalsAsync("deny", ticket);
