@@ -179,7 +179,24 @@ public sealed class NpgsqlThroughGatewayTests(PostgresServerFixture fixture) : I
         await using var connection = await OpenAsync("npgsql-cancel");
         await using var command = new NpgsqlCommand("SELECT pg_sleep(30)", connection);
         var running = command.ExecuteNonQueryAsync();
-        await Task.Delay(500);
+
+        // Cancel only once the server is running it, or the cancel would race the query's arrival.
+        await using (var admin = new NpgsqlConnection(fixture.Server.AdminConnectionString))
+        {
+            await admin.OpenAsync();
+            var deadline = DateTime.UtcNow.AddSeconds(15);
+            while (DateTime.UtcNow < deadline)
+            {
+                await using var probe = new NpgsqlCommand("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = 'SELECT pg_sleep(30)'", admin);
+                if ((long)(await probe.ExecuteScalarAsync())! > 0)
+                {
+                    break;
+                }
+
+                await Task.Delay(50);
+            }
+        }
+
         var started = DateTime.UtcNow;
         command.Cancel();
         var cancelled = await Assert.ThrowsAsync<OperationCanceledException>(() => running);
