@@ -36,16 +36,7 @@ internal sealed partial class PgRelaySession
             return decided.State == ApprovalState.Approved ? ApprovalResolution.Approved : ApprovalResolution.Refused;
         }
 
-        var request = new AccessRequest
-        {
-            Protocol = "postgres",
-            Target = _target.Name,
-            Action = info.Kind,
-            Resources = info.Tables,
-            Text = text,
-            Identity = _identity!,
-        };
-        var ticket = _services.Approvals.Submit(request, decision.Rule, _sessionId);
+        var ticket = _services.Approvals.Submit(DescribeRequest(text, info), decision.Rule, _sessionId);
         approvalId = ticket.Id;
         if (ticket.State == ApprovalState.Approved)
         {

@@ -111,20 +111,19 @@ internal sealed partial class PgRelaySession
         return ClientMessageOutcome.Audited;
     }
 
-    private PolicyDecision Decide(string text, SqlStatementInfo info)
+    private PolicyDecision Decide(string text, SqlStatementInfo info) => _services.Policy.Evaluate(DescribeRequest(text, info));
+
+    /// <summary>The statement as the policy engine and the approval broker see it.</summary>
+    private AccessRequest DescribeRequest(string text, SqlStatementInfo info) => new()
     {
-        var request = new AccessRequest
-        {
-            Protocol = "postgres",
-            Target = _target.Name,
-            Action = info.Kind,
-            Resources = info.Tables,
-            Text = text,
-            Attributes = info.HasWhere is { } hasWhere ? (hasWhere ? HasWhereTrue : HasWhereFalse) : NoAttributes,
-            Identity = _identity!,
-        };
-        return _services.Policy.Evaluate(request);
-    }
+        Protocol = "postgres",
+        Target = _target.Name,
+        Action = info.Kind,
+        Resources = info.Tables,
+        Text = text,
+        Attributes = info.HasWhere is { } hasWhere ? (hasWhere ? HasWhereTrue : HasWhereFalse) : NoAttributes,
+        Identity = _identity!,
+    };
 
     private static string RefusalMessage(PolicyDecision decision) => decision.Reason;
 
