@@ -40,7 +40,9 @@ internal sealed partial class PgRelaySession
         approvalId = ticket.Id;
         if (ticket.State == ApprovalState.Approved)
         {
-            // A standing grant for this identity and rule covers it.
+            // A standing grant for this identity and rule covers it: the record points to the approval that granted it,
+            // whose pg.approval.decided record names the approver.
+            approvalId = ticket.GrantedByTicket ?? ticket.Id;
             return ApprovalResolution.Approved;
         }
 
