@@ -35,6 +35,19 @@ public sealed class PostgresTargetOptions
     /// <summary>How many characters of each parameter value go into a record. Default 1024.</summary>
     public int MaxLoggedParameterChars { get; set; } = 1024;
 
+    /// <summary>
+    /// How old the masking catalog (which table columns the masking rules protect) may get before the next statement
+    /// reads it again. It is also read again after every DDL statement through the gateway and whenever a result
+    /// names a relation it does not know (whose columns are masked whole until then). Default 60 s.
+    /// </summary>
+    public TimeSpan MaskingCatalogRefresh { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// How many rows of each result go into its response record, masked as the client saw them (0, the default, records
+    /// none). Each value is cut to <see cref="MaxLoggedParameterChars"/> characters.
+    /// </summary>
+    public int CaptureRows { get; set; }
+
     /// <summary>How long a client may take from connecting to sending its token. Default 30 s.</summary>
     public TimeSpan StartupTimeout { get; set; } = TimeSpan.FromSeconds(30);
 }

@@ -15,4 +15,6 @@ internal sealed record PgGatewayServices(
     TokenCredential? TokenCredential,
     TimeProvider TimeProvider,
     TimeSpan SessionGrace,
-    ILogger Logger);
+    ILogger Logger,
+    NhiAudit.Masking.MaskingPolicy? Masking = null,
+    Masking.PgMaskingCatalogs? MaskingCatalogs = null);

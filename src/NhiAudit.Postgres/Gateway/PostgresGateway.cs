@@ -5,6 +5,8 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using NhiAudit.Identity;
+using NhiAudit.Masking;
+using NhiAudit.Postgres.Masking;
 using NhiAudit.Postgres.Relay;
 
 namespace NhiAudit.Postgres.Gateway;
@@ -22,6 +24,8 @@ public sealed partial class PostgresGateway : BackgroundService
     private readonly IApprovalBroker _approvals;
     private readonly TimeProvider _timeProvider;
     private readonly TokenCredential? _credential;
+    private readonly MaskingPolicy? _masking;
+    private readonly List<PgMaskingCatalogs> _maskingCatalogs = [];
     private readonly TimeSpan _sessionGrace;
     private readonly ILogger<PostgresGateway> _logger;
     private readonly CancelKeyRegistry _cancelKeys = new();
@@ -39,7 +43,8 @@ public sealed partial class PostgresGateway : BackgroundService
         IApprovalBroker approvals,
         ILogger<PostgresGateway> logger,
         TimeProvider? timeProvider = null,
-        TokenCredential? credential = null)
+        TokenCredential? credential = null,
+        MaskingPolicy? masking = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(identityOptions);
@@ -51,6 +56,7 @@ public sealed partial class PostgresGateway : BackgroundService
         _logger = logger;
         _timeProvider = timeProvider ?? TimeProvider.System;
         _credential = credential;
+        _masking = masking;
         _sessionGrace = identityOptions.Value.SessionGrace;
     }
 
@@ -73,7 +79,14 @@ public sealed partial class PostgresGateway : BackgroundService
             foreach (var target in _options.Targets)
             {
                 var certificate = GatewayCertificate.LoadOrCreate(target.Tls);
-                var services = new PgGatewayServices(_auditLog, _authenticator, _policy, _approvals, _cancelKeys, certificate, _credential, _timeProvider, _sessionGrace, _logger);
+                PgMaskingCatalogs? catalogs = null;
+                if (_masking is { IsEnabled: true })
+                {
+                    catalogs = new PgMaskingCatalogs(target, _masking, _credential, _timeProvider, _logger);
+                    _maskingCatalogs.Add(catalogs);
+                }
+
+                var services = new PgGatewayServices(_auditLog, _authenticator, _policy, _approvals, _cancelKeys, certificate, _credential, _timeProvider, _sessionGrace, _logger, _masking, catalogs);
                 var endpoint = IPEndPoint.Parse(target.Listen);
                 var listener = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
                 listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
@@ -96,6 +109,10 @@ public sealed partial class PostgresGateway : BackgroundService
         }
 
         await Task.WhenAll(accepts).ConfigureAwait(false);
+        foreach (var catalogs in _maskingCatalogs)
+        {
+            await catalogs.DisposeAsync().ConfigureAwait(false);
+        }
     }
 
     private async Task AcceptLoopAsync(Socket listener, PostgresTargetOptions target, PgGatewayServices services, CancellationToken stoppingToken)

@@ -65,6 +65,21 @@ internal static class PgFrontendWriter
     public static int WriteSync(IBufferWriter<byte> writer) =>
         PgWire.WriteEmpty(writer, (byte)PgFrontendMessageCode.Sync);
 
+    /// <summary>Writes Describe ('D') of a portal or prepared statement.</summary>
+    public static int WriteDescribe(IBufferWriter<byte> writer, PgTargetKind target, string name)
+    {
+        var nameLength = System.Text.Encoding.UTF8.GetByteCount(name);
+        var total = 1 + 4 + 1 + nameLength + 1;
+        var span = writer.GetSpan(total);
+        span[0] = (byte)'D';
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(span[1..], total - 1);
+        span[5] = target == PgTargetKind.Statement ? (byte)'S' : (byte)'P';
+        System.Text.Encoding.UTF8.GetBytes(name, span[6..]);
+        span[6 + nameLength] = 0;
+        writer.Advance(total);
+        return total;
+    }
+
     /// <summary>Writes a simple Query ('Q').</summary>
     public static int WriteQuery(IBufferWriter<byte> writer, string sql) =>
         PgWire.WriteSingleString(writer, (byte)PgFrontendMessageCode.Query, sql, nameof(sql));

@@ -88,6 +88,32 @@ internal sealed partial class PgRelaySession
             }
 
             var bodyLength = length - 4;
+            if (IsCountedOnly(type) && InspectsFrame(type))
+            {
+                // A row that masking or capture must see whole: buffered up to the inspection limit, then rewritten.
+                if (reader.Remaining < bodyLength)
+                {
+                    if (length > _target.MaxInspectedMessageBytes)
+                    {
+                        throw new PgProtocolException("54000", $"terminating connection: a result row of {length} bytes exceeds the {_target.MaxInspectedMessageBytes} bytes the gateway can mask");
+                    }
+
+                    reader.Rewind(5);
+                    break;
+                }
+
+                CountResultBytes(type, length);
+                reader.Advance(bodyLength);
+                Forward(buffer.Slice(forwardFrom, frameStart), clientOut);
+                forwardFrom = frameStart;
+                if (InspectRow(type, buffer.Slice(frameStart, reader.Position), clientOut))
+                {
+                    forwardFrom = reader.Position;
+                }
+
+                continue;
+            }
+
             if (reader.Remaining < bodyLength)
             {
                 if (length > StreamingThreshold && IsCountedOnly(type))
@@ -118,6 +144,29 @@ internal sealed partial class PgRelaySession
                 forwardFrom = frameStart;
             }
 
+            if (InspectsResults && type is (byte)'T' or (byte)'n' or (byte)'E' or (byte)'N')
+            {
+                // Messages masking may rewrite or drop: what came before them goes first.
+                Forward(buffer.Slice(forwardFrom, frameStart), clientOut);
+                forwardFrom = frameStart;
+                if (type is (byte)'T' or (byte)'n')
+                {
+                    if (OnResultShape(type, message))
+                    {
+                        forwardFrom = reader.Position;
+                    }
+
+                    continue;
+                }
+
+                if (MaskServerMessage(message, clientOut, out var replacement))
+                {
+                    forwardFrom = reader.Position;
+                    OnServerMessage(type, new ReadOnlySequence<byte>(replacement), clientOut);
+                    continue;
+                }
+            }
+
             OnServerMessage(type, message, clientOut);
         }
 
@@ -127,15 +176,26 @@ internal sealed partial class PgRelaySession
 
     private static bool IsCountedOnly(byte type) => type is (byte)'D' or (byte)'d';
 
-    private void CountResultBytes(byte type, int length)
+    /// <summary>True when masking or capture must see this row or COPY chunk whole.</summary>
+    private bool InspectsFrame(byte type) =>
+        type == (byte)'D'
+            ? _rowMask is not null || (_target.CaptureRows > 0 && ResultHead() is { } head && (head.Sample?.Count ?? 0) < _target.CaptureRows)
+            : _copyMasker is not null;
+
+    private PendingEntry? ResultHead()
     {
-        // The statement a result belongs to stays at the head of the queue until its CommandComplete; look it up once.
         if (_resultHead is null && _pending.TryPeek(out var head) && head.Kind == PendingKind.Statement)
         {
             _resultHead = head;
         }
 
-        if (_resultHead is { } current)
+        return _resultHead;
+    }
+
+    private void CountResultBytes(byte type, int length)
+    {
+        // The statement a result belongs to stays at the head of the queue until its CommandComplete; look it up once.
+        if (ResultHead() is { } current)
         {
             if (type == (byte)'D')
             {
@@ -155,6 +215,9 @@ internal sealed partial class PgRelaySession
             case (byte)'s':
             case (byte)'V':
                 CompleteHead(message, error: null);
+                break;
+            case (byte)'H' when _masking is not null:
+                OnCopyOut(message);
                 break;
             case (byte)'E':
                 var error = PgErrorOrNotice.Parse(Payload(message, out var rented));
@@ -193,13 +256,28 @@ internal sealed partial class PgRelaySession
     /// <summary>Closes the oldest open statement with its outcome. False when no statement was waiting (a Parse or Bind error).</summary>
     private bool CompleteHead(in ReadOnlySequence<byte> message, PgErrorOrNotice? error)
     {
-        if (!_pending.TryPeek(out var head) || head.Kind != PendingKind.Statement)
+        _rowMask = null;
+        _rowFields = null;
+        _copyMasker = null;
+        PendingEntry? head;
+        while (_pending.TryPeek(out head) && head.Kind == PendingKind.Describe)
+        {
+            // A Describe the server skipped: an earlier message of its batch failed.
+            _pending.TryDequeue(out _);
+        }
+
+        if (head is null || head.Kind != PendingKind.Statement)
         {
             return false;
         }
 
         _pending.TryDequeue(out _);
         _resultHead = null;
+        if (head.ChangesSchema && error is null)
+        {
+            _catalog?.MarkStale();
+        }
+
         string? tag = null;
         long? rowsAffected = null;
         if (error is null && message.FirstSpan[0] == (byte)'C')
@@ -226,11 +304,19 @@ internal sealed partial class PgRelaySession
     {
         // Everything the client sent up to its Query or Sync has now been answered; anything still open did not run.
         _resultHead = null;
+        _rowMask = null;
+        _rowFields = null;
+        _copyMasker = null;
         while (_pending.TryDequeue(out var entry))
         {
             if (entry.Kind == PendingKind.SyncPoint)
             {
                 break;
+            }
+
+            if (entry.Kind == PendingKind.Describe)
+            {
+                continue;
             }
 
             if (entry.Kind == PendingKind.Refused)
@@ -286,6 +372,8 @@ internal sealed partial class PgRelaySession
             {
                 w.WriteNumber("bytesIn"u8, bytesIn);
             }
+
+            WriteMaskingFields(w, entry);
         }
 
         if (error is { } e)
@@ -293,6 +381,10 @@ internal sealed partial class PgRelaySession
             w.WriteString("severity"u8, e.Severity);
             w.WriteString("sqlstate"u8, e.SqlState);
             w.WriteString("error"u8, e.Message);
+            if (e.Detail is not null)
+            {
+                w.WriteString("detail"u8, e.Detail);
+            }
         }
 
         if (started > 0)

@@ -61,6 +61,11 @@ internal sealed partial class PgRelaySession
                 return RefuseQuery(text, infos[i], null, LexicalRefusalState, refusal, upstreamOut);
             }
 
+            if (MaskingRefusal(statementText) is { } maskingRefusal)
+            {
+                return RefuseQuery(text, infos[i], null, PolicyRefusalState, maskingRefusal, upstreamOut);
+            }
+
             decisions[i] = Decide(statementText, infos[i]);
             if (decisions[i].Effect == PolicyEffect.RequireApproval && approvalId is null)
             {
@@ -91,7 +96,9 @@ internal sealed partial class PgRelaySession
                 _reason = reason;
             }
 
-            Enqueue(AuditStatement("simple", statements[i].Text, infos[i], i, infos.Length, statementName: null, portalName: null, parameters: null, decision: decisions[i], approvalId: decisions[i].Effect == PolicyEffect.RequireApproval ? approvalId : null));
+            var entry = AuditStatement("simple", statements[i].Text, infos[i], i, infos.Length, statementName: null, portalName: null, parameters: null, decision: decisions[i], approvalId: decisions[i].Effect == PolicyEffect.RequireApproval ? approvalId : null);
+            PrepareMasking(entry, statements[i].Text, infos[i]);
+            Enqueue(entry);
         }
 
         _pending.Enqueue(new PendingEntry { Kind = PendingKind.SyncPoint });
@@ -175,6 +182,7 @@ internal sealed partial class PgRelaySession
             }
 
             _portals[bind.PortalName] = new BoundPortal(statementName, statement, parameters);
+            _describedPortals.Remove(bind.PortalName);
         }
         finally
         {
@@ -223,6 +231,13 @@ internal sealed partial class PgRelaySession
             return ClientMessageOutcome.Audited;
         }
 
+        if (MaskingRefusal(statement.Text) is { } maskingRefusal)
+        {
+            Enqueue(AuditStatement("extended", statement.Text, statement.Info, 0, 1, portal.StatementName, portalName, portal.Parameters, PolicyRefusalState, maskingRefusal, decision));
+            _discardUntilSync = true;
+            return ClientMessageOutcome.Audited;
+        }
+
         if (statement.Refusal is { } refusal)
         {
             // Not forwarded; like PostgreSQL after an error, everything up to Sync is discarded, and the gateway answers
@@ -232,7 +247,10 @@ internal sealed partial class PgRelaySession
             return ClientMessageOutcome.Audited;
         }
 
-        Enqueue(AuditStatement("extended", statement.Text, statement.Info, 0, 1, portal.StatementName, portalName, portal.Parameters, decision: decision, approvalId: approvalId));
+        var entry = AuditStatement("extended", statement.Text, statement.Info, 0, 1, portal.StatementName, portalName, portal.Parameters, decision: decision, approvalId: approvalId);
+        PrepareMasking(entry, statement.Text, statement.Info);
+        DescribeBeforeExecute(portalName, upstreamOut);
+        Enqueue(entry);
         Forward(message, upstreamOut);
         return ClientMessageOutcome.Audited;
     }
@@ -269,6 +287,13 @@ internal sealed partial class PgRelaySession
 
     private PendingEntry AuditStatement(string protocol, string text, SqlStatementInfo info, int index, int count, string? statementName, string? portalName, string?[]? parameters, string? refusalSqlState = null, string? refusalMessage = null, PolicyDecision? decision = null, string? approvalId = null)
     {
+        if (_masking is { HasDetectors: true } masking)
+        {
+            // Credentials and personal data the detectors recognise stay out of the log, even in what the client sent.
+            text = masking.MaskDetected(text, out _);
+            parameters = parameters?.Select(p => p is null ? null : masking.MaskDetected(p, out _)).ToArray();
+        }
+
         var seq = AppendRequest(w =>
         {
             w.WriteString("queryMode"u8, protocol);

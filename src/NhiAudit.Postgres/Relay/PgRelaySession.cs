@@ -101,6 +101,7 @@ internal sealed partial class PgRelaySession : IDisposable
                 return;
             }
 
+            await StartMaskingAsync(startupTimeout.Token).ConfigureAwait(false);
             clientKey = _services.CancelKeys.Register(new UpstreamCancelKey(upstream.ServerEndPoint, upstream.BackendProcessId, upstream.BackendSecretKey, _sessionId));
             await SendLoginCompleteAsync(clientStream, upstream, clientKey.Value, shutdown).ConfigureAwait(false);
             endReason = await RelayAsync(clientStream, upstream, shutdown).ConfigureAwait(false);
@@ -526,6 +527,12 @@ internal sealed partial class PgRelaySession : IDisposable
         while (true)
         {
             var read = await clientIn.ReadAsync(ct).ConfigureAwait(false);
+            if (_catalog is not null)
+            {
+                // After DDL, or when the catalog is due: read it before the statements that follow are planned.
+                await RefreshMaskingCatalogAsync(ct).ConfigureAwait(false);
+            }
+
             var buffer = read.Buffer;
             var requestsInBatch = false;
             var terminated = false;
@@ -681,7 +688,10 @@ internal sealed partial class PgRelaySession : IDisposable
             case (byte)'X':
                 Forward(message, upstreamOut);
                 return ClientMessageOutcome.Terminate;
-            case (byte)'D' or (byte)'H' or (byte)'c' or (byte)'f':
+            case (byte)'D':
+                OnClientDescribe(message);
+                break;
+            case (byte)'H' or (byte)'c' or (byte)'f':
                 break;
             default:
                 throw new PgProtocolException("08P01", $"invalid frontend message type '{Printable(type)}'");

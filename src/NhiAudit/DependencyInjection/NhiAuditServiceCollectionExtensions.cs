@@ -9,6 +9,7 @@ using NhiAudit;
 using NhiAudit.Approvals;
 using NhiAudit.Audit;
 using NhiAudit.Identity;
+using NhiAudit.Masking;
 using NhiAudit.Policy;
 
 namespace Microsoft.Extensions.DependencyInjection;
@@ -123,6 +124,11 @@ public static class NhiAuditServiceCollectionExtensions
         services.TryAddSingleton<IPolicyEngine>(sp => new CelPolicyEngine(
             sp.GetRequiredService<IOptions<PolicyOptions>>(),
             Logger<CelPolicyEngine>(sp)));
+
+        services.TryAddSingleton(sp => MaskingPolicy.Create(
+            sp.GetRequiredService<IOptions<PolicyOptions>>().Value.Masking,
+            MaskingKeys.Load(sp.GetRequiredService<IOptions<PolicyOptions>>().Value.MaskingKeyFile)));
+        services.TryAddSingleton<IValueMasker>(sp => sp.GetRequiredService<MaskingPolicy>());
 
         services.TryAddSingleton<IApprovalBroker>(sp => new InMemoryApprovalBroker(
             sp.GetRequiredService<IOptions<ApprovalOptions>>(),

@@ -22,6 +22,18 @@ public sealed class PolicyOptions
     public PolicyEffect UnclassifiedEffect { get; set; } = PolicyEffect.Deny;
 
     /// <summary>
+    /// Masking rules: protected columns and value detectors with their strategy (see <see cref="Masking.MaskingRuleOptions"/>).
+    /// Applied to every result, COPY and server message on their way to the client.
+    /// </summary>
+    public List<Masking.MaskingRuleOptions> Masking { get; set; } = [];
+
+    /// <summary>
+    /// A file holding the HMAC key of the <see cref="MaskingStrategy.Hash"/> strategy (at least 16 bytes, raw or base64).
+    /// Unset: a random key per process, so pseudonyms are stable only until the gateway restarts.
+    /// </summary>
+    public string? MaskingKeyFile { get; set; }
+
+    /// <summary>
     /// An optional JSON file holding <c>{"Policy": {...}}</c> or <c>{"NhiAudit": {"Policy": {...}}}</c>. Its
     /// <c>Rules</c> replace the configured ones (and its <c>DefaultEffect</c>/<c>UnclassifiedEffect</c>, when present,
     /// replace the configured ones). The file is reloaded when it changes; a broken file keeps the previous policy.
