@@ -42,6 +42,9 @@ export NhiAudit__Postgres__Targets__0__Listen="127.0.0.1:$gw_port"
 export NhiAudit__Postgres__Targets__0__Upstream__Port="$pg_port"
 export NhiAudit__Postgres__Targets__0__Upstream__Username=app
 export NhiAudit__Postgres__Targets__0__Upstream__Password=app-secret
+# Masking: the e-mail column is protected (only its last four letters shown), card numbers are found anywhere.
+export NhiAudit__Policy__Masking__0__Name=pii NhiAudit__Policy__Masking__0__Columns__0=public.customers.email NhiAudit__Policy__Masking__0__Strategy=Partial
+export NhiAudit__Policy__Masking__1__Name=cards NhiAudit__Policy__Masking__1__Detectors__0=credit-card NhiAudit__Policy__Masking__1__Strategy=Redact
 admin_port=$(pg_free_port)
 export NhiAudit__Admin__Listen="127.0.0.1:$admin_port"
 
@@ -64,11 +67,13 @@ conn="host=127.0.0.1 port=$gw_port user=deploy dbname=app"
 say "The job runs its migration and checks through the gateway (psql, sslmode=require)"
 psql "$conn" -X -v ON_ERROR_STOP=1 <<'SQL'
 SET nhiaudit.reason = 'release 1.4.2: loyalty tiers';
-CREATE TABLE IF NOT EXISTS customers (id int PRIMARY KEY, email text, tier text);
-INSERT INTO customers VALUES (1, 'ada@example.com', 'gold'), (2, 'alan@example.com', 'silver') ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS customers (id int PRIMARY KEY, email text, tier text, note text);
+INSERT INTO customers VALUES (1, 'ada@example.com', 'gold', 'paid with 4111 1111 1111 1111'), (2, 'alan@example.com', 'silver', NULL) ON CONFLICT DO NOTHING;
 PREPARE promote(int) AS UPDATE customers SET tier = 'platinum' WHERE id = $1;
 EXECUTE promote(1);
 SELECT id, tier FROM customers ORDER BY id; SELECT count(*) AS customers FROM customers;
+-- Masked on the way back: the protected column under an alias and inside an expression, and a card number in free text.
+SELECT id, email AS contact, upper(email) AS shout, note FROM customers ORDER BY id;
 \copy customers TO '/dev/null'
 SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid();
 SQL
@@ -106,7 +111,7 @@ grep -E "app=nhi:" "$work/pg/postgres.log" | grep -v pgbench_accounts | head -n 
 kill "$gateway_pid"; wait "$gateway_pid" 2>/dev/null || true; gateway_pid=
 
 say "The audit trail (nhiaudit show audit), without the pgbench records"
-nhiaudit show audit | grep -v 'pgbench_accounts\|← #[0-9]* SELECT 1 rows=1' | head -n 36
+nhiaudit show audit | grep -v 'pgbench_accounts\|← #[0-9]* SELECT 1 rows=1' | head -n 44
 echo "  … $(nhiaudit show audit | wc -l) records in all; raw JSON Lines in $work/gateway/audit"
 
 say "Verifying the hash chain (nhiaudit verify audit)"

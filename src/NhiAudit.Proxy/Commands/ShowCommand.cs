@@ -50,7 +50,7 @@ internal static class ShowCommand
                 "pg.request" => $"{Get(r, "kind")} {Shorten(Get(r, "text"))}{Params(r)}{(r.TryGetProperty("approval", out var approval) ? " [approval " + approval.GetString() + "]" : "")}{Refused(r)}",
                 "pg.response" => r.TryGetProperty("sqlstate", out var state)
                     ? $"← #{Get(r, "request")} ERROR {state.GetString()} {Get(r, "error")}"
-                    : $"← #{Get(r, "request")} {Get(r, "tag")} rows={Get(r, "rows")} {Get(r, "durationMs")}ms",
+                    : $"← #{Get(r, "request")} {Get(r, "tag")} rows={Get(r, "rows")} {Get(r, "durationMs")}ms{Masked(r)}",
                 "pg.auth.failed" => $"{Get(r, "client")} user={Get(r, "user")}: {Get(r, "reason")}",
                 "pg.session.start" => $"tls={Get(r, "tls")} upstreamPid={Get(r, "upstreamPid")} token expires {Get(r, "tokenExpires")}",
                 "pg.session.end" => $"{Get(r, "endReason")} after {Get(r, "statements")} statements",
@@ -73,6 +73,18 @@ internal static class ShowCommand
         r.TryGetProperty("refused", out var refused)
             ? $"  ✗ REFUSED{(r.TryGetProperty("policy", out var policy) ? $" by rule {policy.GetProperty("rule").GetString()}" : "")}: {refused.GetString()}"
             : "";
+
+    private static string Masked(JsonElement r)
+    {
+        if (!r.TryGetProperty("masked", out var masked))
+        {
+            return "";
+        }
+
+        var columns = masked.TryGetProperty("columns", out var c) ? string.Join("; ", c.EnumerateArray().Select(e => e.GetString())) : "";
+        var detected = masked.TryGetProperty("detectors", out var d) ? $" detected={d.GetString()}" : "";
+        return $"  masked {Get(masked, "values")} values{(columns.Length > 0 ? ": " + columns : "")}{detected}";
+    }
 
     private static string Params(JsonElement r) =>
         r.TryGetProperty("params", out var p) ? " params=" + p.GetRawText() : "";

@@ -99,6 +99,15 @@ public sealed class GatewayHost : IAsyncDisposable
             ["NhiAudit:Postgres:Targets:0:Tls:Required"] = options.ClientTlsRequired ? "true" : "false",
             ["NhiAudit:Postgres:Targets:0:Tls:StateDirectory"] = Path.Combine(directory, "state"),
         };
+        if (Environment.GetEnvironmentVariable("NHIAUDIT_TEST_FORCE_MASKING") == "1")
+        {
+            // Runs every gateway test with masking on (a column rule that matches nothing, and detectors that inspect
+            // every string value): the protocol flows must not change when the gateway inspects results.
+            settings["NhiAudit:Policy:Masking:0:Name"] = "forced";
+            settings["NhiAudit:Policy:Masking:0:Columns:0"] = "*.*.nhiaudit_forced_nothing";
+            settings["NhiAudit:Policy:Masking:0:Detectors:0"] = "credit-card";
+        }
+
         foreach (var (key, value) in options.Extra)
         {
             settings[key] = value;

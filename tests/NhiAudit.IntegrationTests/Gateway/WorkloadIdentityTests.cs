@@ -106,10 +106,17 @@ public sealed class WorkloadIdentityTests(PostgresServerFixture fixture) : IAsyn
         await Task.Delay(TimeSpan.FromSeconds(5));
         await using var late = new NpgsqlCommand("SELECT 2", connection);
         var error = await Assert.ThrowsAnyAsync<Exception>(() => late.ExecuteScalarAsync());
-        var postgres = error as PostgresException ?? error.InnerException as PostgresException;
-        Assert.NotNull(postgres);
-        Assert.Equal("28000", postgres.SqlState);
-        Assert.Contains("expired", postgres.MessageText, StringComparison.Ordinal);
+        if ((error as PostgresException ?? error.InnerException as PostgresException) is { } postgres)
+        {
+            Assert.Equal("28000", postgres.SqlState);
+            Assert.Contains("expired", postgres.MessageText, StringComparison.Ordinal);
+        }
+        else
+        {
+            // The gateway sent its FATAL and closed the socket at expiry; under load the client's late write can fail
+            // on the closed socket before Npgsql reads that FATAL. The record below still says why the session ended.
+            Assert.True(error is NpgsqlException { InnerException: IOException or System.Net.Sockets.SocketException }, error.ToString());
+        }
 
         var end = (await _gateway.ReadRecordsAsync()).OfType("pg.session.end").Single(r => r.Subject() == "short-lived");
         Assert.Equal("workload token expired", end.Str("endReason"));
