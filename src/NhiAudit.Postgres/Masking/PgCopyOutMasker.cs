@@ -79,7 +79,14 @@ internal sealed class PgCopyOutMasker
                 throw new PgProtocolException("invalid binary COPY data: missing PGCOPY signature");
             }
 
-            measure.Skip(15);
+            measure.Skip(11);
+            int flags = measure.ReadInt32();
+            if ((flags & 0x10000) != 0)
+            {
+                // Tuples would carry an OID field first (WITH OIDS, gone since PostgreSQL 12): refuse rather than misread.
+                throw new PgProtocolException("XX000", "binary COPY data with OIDs cannot be masked");
+            }
+
             int extension = measure.ReadInt32();
             measure.Skip(extension);
             headerLength = measure.Position;

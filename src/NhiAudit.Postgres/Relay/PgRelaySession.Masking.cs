@@ -93,6 +93,24 @@ internal sealed partial class PgRelaySession
     /// </summary>
     private bool TouchesProtected(string text)
     {
+        // The policy decision and the masking plan ask about the same statement, one after the other.
+        if (ReferenceEquals(text, _touchText) && _touchSnapshot == _catalog!.Current)
+        {
+            return _touchResult;
+        }
+
+        _touchResult = ComputeTouchesProtected(text);
+        _touchText = text;
+        _touchSnapshot = _catalog!.Current;
+        return _touchResult;
+    }
+
+    private string? _touchText;
+    private PgMaskingSnapshot? _touchSnapshot;
+    private bool _touchResult;
+
+    private bool ComputeTouchesProtected(string text)
+    {
         var snapshot = _catalog!.Current;
         var tokens = new List<(SqlTokenKind Kind, string? Name, char Symbol)>();
         var lexer = new SqlLexer(text);

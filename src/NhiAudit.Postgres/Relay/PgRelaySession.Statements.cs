@@ -128,15 +128,28 @@ internal sealed partial class PgRelaySession
         Action = info.Kind,
         Resources = info.Tables,
         Text = text,
-        Attributes = info.HasWhere is { } hasWhere ? (hasWhere ? HasWhereTrue : HasWhereFalse) : NoAttributes,
+        Attributes = info.ObjectKind is { } objectKind
+            ? new Dictionary<string, object?>(Attributes[_masking is not null && TouchesProtected(text) ? 3 : 0]) { ["objectKind"] = objectKind }
+            : Attributes[(info.HasWhere is { } hasWhere ? (hasWhere ? 1 : 2) : 0) + (_masking is not null && TouchesProtected(text) ? 3 : 0)],
         Identity = _identity!,
     };
 
     private static string RefusalMessage(PolicyDecision decision) => decision.Reason;
 
-    private static readonly IReadOnlyDictionary<string, object?> NoAttributes = new Dictionary<string, object?>();
-    private static readonly IReadOnlyDictionary<string, object?> HasWhereTrue = new Dictionary<string, object?> { ["hasWhere"] = true };
-    private static readonly IReadOnlyDictionary<string, object?> HasWhereFalse = new Dictionary<string, object?> { ["hasWhere"] = false };
+    /// <summary>
+    /// The request attributes, shared: <c>hasWhere</c> (UPDATE/DELETE only) and <c>readsProtected</c> (the statement
+    /// reads a column the masking rules protect, so a rule can keep it from copying protected data elsewhere); DDL
+    /// adds <c>objectKind</c> (TABLE, VIEW, MATERIALIZED VIEW, FUNCTION …).
+    /// </summary>
+    private static readonly IReadOnlyDictionary<string, object?>[] Attributes =
+    [
+        new Dictionary<string, object?> { ["readsProtected"] = false },
+        new Dictionary<string, object?> { ["hasWhere"] = true, ["readsProtected"] = false },
+        new Dictionary<string, object?> { ["hasWhere"] = false, ["readsProtected"] = false },
+        new Dictionary<string, object?> { ["readsProtected"] = true },
+        new Dictionary<string, object?> { ["hasWhere"] = true, ["readsProtected"] = true },
+        new Dictionary<string, object?> { ["hasWhere"] = false, ["readsProtected"] = true },
+    ];
 
     private void OnParse(in ReadOnlySequence<byte> message)
     {
