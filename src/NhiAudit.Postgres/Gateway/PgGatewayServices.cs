@@ -16,5 +16,5 @@ internal sealed record PgGatewayServices(
     TimeProvider TimeProvider,
     TimeSpan SessionGrace,
     ILogger Logger,
-    NhiAudit.Masking.MaskingPolicy? Masking = null,
+    NhiAudit.Masking.MaskingPolicySource? Masking = null,
     Masking.PgMaskingCatalogs? MaskingCatalogs = null);

@@ -24,7 +24,7 @@ public sealed partial class PostgresGateway : BackgroundService
     private readonly IApprovalBroker _approvals;
     private readonly TimeProvider _timeProvider;
     private readonly TokenCredential? _credential;
-    private readonly MaskingPolicy? _masking;
+    private readonly MaskingPolicySource? _masking;
     private readonly List<PgMaskingCatalogs> _maskingCatalogs = [];
     private readonly TimeSpan _sessionGrace;
     private readonly ILogger<PostgresGateway> _logger;
@@ -44,7 +44,7 @@ public sealed partial class PostgresGateway : BackgroundService
         ILogger<PostgresGateway> logger,
         TimeProvider? timeProvider = null,
         TokenCredential? credential = null,
-        MaskingPolicy? masking = null)
+        MaskingPolicySource? masking = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(identityOptions);
@@ -80,8 +80,9 @@ public sealed partial class PostgresGateway : BackgroundService
             {
                 var certificate = GatewayCertificate.LoadOrCreate(target.Tls);
                 PgMaskingCatalogs? catalogs = null;
-                if (_masking is { IsEnabled: true })
+                if (_masking is not null)
                 {
+                    // Catalogs are read only once masking rules exist, which a policy reload may add at any time.
                     catalogs = new PgMaskingCatalogs(target, _masking, _credential, _timeProvider, _logger);
                     _maskingCatalogs.Add(catalogs);
                 }

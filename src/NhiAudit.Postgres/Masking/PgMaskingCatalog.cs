@@ -45,6 +45,9 @@ internal sealed class PgMaskingSnapshot
     /// <summary>Types whose values are strings (pg_type.typcategory 'S': text, varchar, bpchar, name, citext, domains over them).</summary>
     public HashSet<uint> StringTypes { get; } = [25, 1043, 1042, 19, 18];
 
+    /// <summary>The masking rules this snapshot was read for.</summary>
+    public MaskingPolicy? Policy { get; init; }
+
     /// <summary>When this snapshot was read.</summary>
     public DateTimeOffset LoadedAt { get; init; }
 
@@ -73,7 +76,8 @@ internal sealed class PgMaskingCatalog : IAsyncDisposable
 {
     private readonly PostgresTargetOptions _target;
     private readonly string _database;
-    private readonly MaskingPolicy _policy;
+    private readonly MaskingPolicySource _source;
+    private MaskingPolicy _policy;
     private readonly TokenCredential? _credential;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -83,11 +87,12 @@ internal sealed class PgMaskingCatalog : IAsyncDisposable
     private int _stale = 1;
     private long _generation;
 
-    public PgMaskingCatalog(PostgresTargetOptions target, string database, MaskingPolicy policy, TokenCredential? credential, TimeProvider time, ILogger logger)
+    public PgMaskingCatalog(PostgresTargetOptions target, string database, MaskingPolicySource policy, TokenCredential? credential, TimeProvider time, ILogger logger)
     {
         _target = target;
         _database = database;
-        _policy = policy;
+        _source = policy;
+        _policy = policy.Current;
         _credential = credential;
         _time = time;
         _logger = logger;
@@ -100,6 +105,7 @@ internal sealed class PgMaskingCatalog : IAsyncDisposable
     public bool IsStale =>
         Volatile.Read(ref _stale) != 0
         || _snapshot is null
+        || !ReferenceEquals(_snapshot.Policy, _source.Current)
         || _time.GetUtcNow() - _snapshot.LoadedAt > _target.MaskingCatalogRefresh;
 
     /// <summary>Asks for a refresh before the next statement (after DDL, or a result naming an unknown relation).</summary>
@@ -155,7 +161,8 @@ internal sealed class PgMaskingCatalog : IAsyncDisposable
     private async Task<PgMaskingSnapshot> LoadAsync(CancellationToken ct)
     {
         _connection ??= await UpstreamConnector.ConnectAsync(_target.Upstream, _target.Upstream.Database ?? _database, "nhiaudit:masking-catalog", PgStartupMessage.Parse(EmptyStartup()), _credential, ct).ConfigureAwait(false);
-        var snapshot = new PgMaskingSnapshot { LoadedAt = _time.GetUtcNow() };
+        _policy = _source.Current;
+        var snapshot = new PgMaskingSnapshot { LoadedAt = _time.GetUtcNow(), Policy = _policy };
 
         foreach (var row in (await QueryAsync("SELECT oid FROM pg_catalog.pg_type WHERE typcategory = 'S'", ct).ConfigureAwait(false)).Rows)
         {

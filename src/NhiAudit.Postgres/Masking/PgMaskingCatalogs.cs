@@ -6,7 +6,7 @@ using NhiAudit.Masking;
 namespace NhiAudit.Postgres.Masking;
 
 /// <summary>The masking catalogs of one target, one per database its sessions use; shared by those sessions.</summary>
-internal sealed class PgMaskingCatalogs(PostgresTargetOptions target, MaskingPolicy policy, TokenCredential? credential, TimeProvider time, ILogger logger) : IAsyncDisposable
+internal sealed class PgMaskingCatalogs(PostgresTargetOptions target, MaskingPolicySource policy, TokenCredential? credential, TimeProvider time, ILogger logger) : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<string, PgMaskingCatalog> _catalogs = new(StringComparer.Ordinal);
 

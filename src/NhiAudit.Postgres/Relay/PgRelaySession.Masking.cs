@@ -19,6 +19,7 @@ internal sealed partial class PgRelaySession
     private MaskingPolicy? _masking;
     private PgMaskingCatalog? _catalog;
     private PgColumnMask[]? _rowMask;
+    private MaskingPolicy? _rowMaskPolicy;
     private PgFieldDescription[]? _rowFields;
     private PgCopyOutMasker? _copyMasker;
     private readonly HashSet<string> _describedPortals = new(StringComparer.Ordinal);
@@ -27,14 +28,31 @@ internal sealed partial class PgRelaySession
     /// <summary>True when either masking or row capture needs the result's shape.</summary>
     private bool InspectsResults => _masking is not null || _target.CaptureRows > 0;
 
-    private async Task StartMaskingAsync(CancellationToken ct)
+    private Task StartMaskingAsync(CancellationToken ct) => FollowMaskingPolicyAsync(ct).AsTask();
+
+    /// <summary>
+    /// Before each batch of client messages: takes up the masking rules in force (a policy reload may have changed,
+    /// added or removed them) and reads the catalog again when it is stale, before the statements that follow are planned.
+    /// </summary>
+    private async ValueTask FollowMaskingPolicyAsync(CancellationToken ct)
     {
-        if (_services.Masking is { IsEnabled: true } masking && _services.MaskingCatalogs is { } catalogs)
+        if (_services.Masking is not { } source || _services.MaskingCatalogs is not { } catalogs)
         {
-            _masking = masking;
-            _catalog = catalogs.Get(_database);
-            await RefreshMaskingCatalogAsync(ct).ConfigureAwait(false);
+            return;
         }
+
+        var current = source.Current;
+        if (!current.IsEnabled)
+        {
+            _masking = null;
+            return;
+        }
+
+        _catalog ??= catalogs.Get(_database);
+        await RefreshMaskingCatalogAsync(ct).ConfigureAwait(false);
+
+        // Only now: the server loop must never see rules whose catalog has not been read.
+        _masking = _catalog.Current.Policy ?? current;
     }
 
     private async ValueTask RefreshMaskingCatalogAsync(CancellationToken ct)
@@ -259,15 +277,15 @@ internal sealed partial class PgRelaySession
         Return(rented);
         var statement = _pending.TryPeek(out var next) && next.Kind == PendingKind.Statement ? next : null;
         _rowFields = fields;
-        _rowMask = _masking is null ? null : PlanColumns(fields, statement);
+        _rowMaskPolicy = _masking;
+        _rowMask = _rowMaskPolicy is { } masking ? PlanColumns(fields, statement, masking) : null;
         return describe?.Injected == true;
     }
 
     /// <summary>What happens to each column of a result; null when nothing does.</summary>
-    private PgColumnMask[]? PlanColumns(PgFieldDescription[] fields, PendingEntry? statement)
+    private PgColumnMask[]? PlanColumns(PgFieldDescription[] fields, PendingEntry? statement, MaskingPolicy masking)
     {
         var snapshot = _catalog!.Current;
-        var masking = _masking!;
         PgColumnMask[]? plan = null;
         for (var i = 0; i < fields.Length; i++)
         {
@@ -392,7 +410,7 @@ internal sealed partial class PgRelaySession
             var scratch = default(PgMaskCounters);
             if (type == (byte)'D' && _rowMask is { } plan)
             {
-                replaced = PgDataRowMasker.TryRewrite(message, plan, _masking!, output, ref head is null ? ref scratch : ref head.Masking);
+                replaced = PgDataRowMasker.TryRewrite(message, plan, _rowMaskPolicy!, output, ref head is null ? ref scratch : ref head.Masking);
             }
             else if (type == (byte)'d' && _copyMasker is { } copy)
             {

@@ -144,7 +144,7 @@ internal sealed partial class PgRelaySession
                 forwardFrom = frameStart;
             }
 
-            if (InspectsResults && type is (byte)'T' or (byte)'n' or (byte)'E' or (byte)'N')
+            if (type is (byte)'T' or (byte)'n' or (byte)'E' or (byte)'N' && (InspectsResults || DescribePending()))
             {
                 // Messages masking may rewrite or drop: what came before them goes first.
                 Forward(buffer.Slice(forwardFrom, frameStart), clientOut);
@@ -173,6 +173,9 @@ internal sealed partial class PgRelaySession
         Forward(buffer.Slice(forwardFrom, reader.Position), clientOut);
         buffer = buffer.Slice(reader.Position);
     }
+
+    /// <summary>A Describe awaits its answer (it may be the gateway's own, even after a policy reload turned masking off).</summary>
+    private bool DescribePending() => _pending.TryPeek(out var head) && head.Kind == PendingKind.Describe;
 
     private static bool IsCountedOnly(byte type) => type is (byte)'D' or (byte)'d';
 

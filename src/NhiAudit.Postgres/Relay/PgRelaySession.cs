@@ -527,11 +527,7 @@ internal sealed partial class PgRelaySession : IDisposable
         while (true)
         {
             var read = await clientIn.ReadAsync(ct).ConfigureAwait(false);
-            if (_catalog is not null)
-            {
-                // After DDL, or when the catalog is due: read it before the statements that follow are planned.
-                await RefreshMaskingCatalogAsync(ct).ConfigureAwait(false);
-            }
+            await FollowMaskingPolicyAsync(ct).ConfigureAwait(false);
 
             var buffer = read.Buffer;
             var requestsInBatch = false;

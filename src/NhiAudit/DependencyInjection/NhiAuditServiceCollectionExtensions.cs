@@ -125,10 +125,11 @@ public static class NhiAuditServiceCollectionExtensions
             sp.GetRequiredService<IOptions<PolicyOptions>>(),
             Logger<CelPolicyEngine>(sp)));
 
-        services.TryAddSingleton(sp => MaskingPolicy.Create(
-            sp.GetRequiredService<IOptions<PolicyOptions>>().Value.Masking,
-            MaskingKeys.Load(sp.GetRequiredService<IOptions<PolicyOptions>>().Value.MaskingKeyFile)));
-        services.TryAddSingleton<IValueMasker>(sp => sp.GetRequiredService<MaskingPolicy>());
+        services.TryAddSingleton(sp => new MaskingPolicySource(
+            sp.GetRequiredService<IOptions<PolicyOptions>>().Value,
+            sp.GetRequiredService<IPolicyEngine>(),
+            Logger<MaskingPolicySource>(sp)));
+        services.TryAddSingleton<IValueMasker>(sp => sp.GetRequiredService<MaskingPolicySource>());
 
         services.TryAddSingleton<IApprovalBroker>(sp => new InMemoryApprovalBroker(
             sp.GetRequiredService<IOptions<ApprovalOptions>>(),

@@ -100,6 +100,12 @@ public sealed class CelPolicyEngine : IPolicyEngine, IDisposable
         }
     }
 
+    /// <summary>The options in force: the configured ones, with the policy file's content over them.</summary>
+    public PolicyOptions CurrentOptions => Volatile.Read(ref _policy).Options;
+
+    /// <summary>Raised after every successful reload of the policy file, with the options now in force.</summary>
+    public event Action<PolicyOptions>? Reloaded;
+
     /// <summary>The version of the policy in force: 1 at start, incremented by every successful reload.</summary>
     public long PolicyVersion => Volatile.Read(ref _policy).Version;
 
@@ -189,7 +195,8 @@ public sealed class CelPolicyEngine : IPolicyEngine, IDisposable
                 var current = Volatile.Read(ref _policy);
                 var next = new CompiledPolicy(options, current.Version + 1);
                 Volatile.Write(ref _policy, next);
-                _logger.LogInformation("Policy file {Path} reloaded as policy version {Version} ({Count} rules)", _path, next.Version, next.Rules.Length);
+                _logger.LogInformation("Policy file {Path} reloaded as policy version {Version} ({Count} rules, {Masking} masking rules)", _path, next.Version, next.Rules.Length, options.Masking.Count);
+                Reloaded?.Invoke(options);
                 return true;
             }
             catch (Exception ex)

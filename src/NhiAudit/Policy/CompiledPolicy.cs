@@ -50,6 +50,9 @@ internal sealed class CompiledPolicy
     /// <summary>The decision cache is cleared when it reaches this many entries.</summary>
     public const int MaxCachedDecisions = 10_000;
 
+    /// <summary>The options this policy was compiled from.</summary>
+    public PolicyOptions Options { get; }
+
     private const int MaxIndexEntries = 1_024;
 
     private readonly ConcurrentDictionary<(string Protocol, string Action), CompiledRule[]> _index = new();
@@ -57,6 +60,7 @@ internal sealed class CompiledPolicy
     public CompiledPolicy(PolicyOptions options, long version)
     {
         Version = version;
+        Options = options;
         Rules = (options.Rules ?? []).Select(r => new CompiledRule(r, version)).ToArray();
         UsesText = Rules.Any(r => r.When.Contains("request.text", StringComparison.Ordinal));
         Default = new PolicyDecision(options.DefaultEffect, "(default)", $"no policy rule matched; the default is {options.DefaultEffect}", version);

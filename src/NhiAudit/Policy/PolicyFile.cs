@@ -15,7 +15,8 @@ internal static class PolicyFile
 
     /// <summary>
     /// Returns the options that result from <paramref name="path"/>'s content over <paramref name="configured"/>: the
-    /// file's rules replace the configured ones. Throws <see cref="InvalidDataException"/> when the file is not a policy.
+    /// file's rules (and masking rules) replace the configured ones. Throws <see cref="InvalidDataException"/> when the
+    /// file is not a policy, and <see cref="ArgumentException"/> when a masking rule is invalid.
     /// </summary>
     public static PolicyOptions Apply(PolicyOptions configured, string path, string content)
     {
@@ -30,6 +31,8 @@ internal static class PolicyFile
                 DefaultEffect = configured.DefaultEffect,
                 UnclassifiedEffect = configured.UnclassifiedEffect,
                 File = configured.File,
+                Masking = configured.Masking,
+                MaskingKeyFile = configured.MaskingKeyFile,
             };
             foreach (var property in policy.EnumerateObject())
             {
@@ -37,6 +40,12 @@ internal static class PolicyFile
                 {
                     result.Rules = property.Value.Deserialize<List<PolicyRuleOptions>>(JsonOptions)
                         ?? throw new InvalidDataException($"policy file '{path}': Rules is null");
+                }
+                else if (string.Equals(property.Name, nameof(PolicyOptions.Masking), StringComparison.OrdinalIgnoreCase))
+                {
+                    result.Masking = property.Value.Deserialize<List<Masking.MaskingRuleOptions>>(JsonOptions)
+                        ?? throw new InvalidDataException($"policy file '{path}': Masking is null");
+                    _ = Masking.MaskingPolicy.Create(result.Masking, new byte[32]);
                 }
                 else if (string.Equals(property.Name, nameof(PolicyOptions.DefaultEffect), StringComparison.OrdinalIgnoreCase))
                 {

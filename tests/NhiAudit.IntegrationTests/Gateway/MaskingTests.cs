@@ -346,6 +346,44 @@ public sealed class MaskingTests(PostgresServerFixture fixture) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Masking_rules_reload_from_the_policy_file_while_the_session_stays_open()
+    {
+        var policyFile = Path.Combine(PostgresServer.TempRoot, "masking-policy-" + Guid.NewGuid().ToString("N")[..8] + ".json");
+        await WriteMaskingPolicyAsync(policyFile, "ssn");
+        await using var gateway = await GatewayHost.StartAsync(fixture.Server, o => o.Extra["NhiAudit:Policy:File"] = policyFile);
+        try
+        {
+            await using var connection = new NpgsqlConnection(gateway.ConnectionString(gateway.MintToken("reload")));
+            await connection.OpenAsync();
+            await using var select = new NpgsqlCommand(Sql("SELECT name, ssn FROM {t} WHERE id = 1"), connection);
+            Assert.Equal(["Alice", "****"], await ReadAllAsync(select));
+
+            // The rule moves from ssn to name; the open session follows at its next statement.
+            await WriteMaskingPolicyAsync(policyFile, "name");
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            List<string> values;
+            do
+            {
+                await Task.Delay(200);
+                values = await ReadAllAsync(select);
+            }
+            while (values[0] != "****" && DateTime.UtcNow < deadline);
+
+            Assert.Equal(["****", Ssns[0]], values);
+        }
+        finally
+        {
+            File.Delete(policyFile);
+        }
+    }
+
+    private Task WriteMaskingPolicyAsync(string path, string column) =>
+        File.WriteAllTextAsync(path, System.Text.Json.JsonSerializer.Serialize(new
+        {
+            Policy = new { Rules = Array.Empty<object>(), Masking = new[] { new { Name = "reloadable", Columns = new[] { $"public.{_table}.{column}" }, Strategy = "Redact" } } },
+        }));
+
+    [Fact]
     public async Task An_error_detail_that_quotes_a_protected_value_is_masked()
     {
         await using var connection = await OpenAsync();
