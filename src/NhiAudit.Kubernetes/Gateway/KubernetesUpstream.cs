@@ -1,0 +1,165 @@
+using System.Net;
+using System.Net.Security;
+using System.Net.WebSockets;
+using System.Security.Cryptography.X509Certificates;
+using Azure.Core;
+
+namespace NhiAudit.Kubernetes.Gateway;
+
+/// <summary>
+/// The gateway's own connection to one API server: its TLS trust (the configured CA only), its credential (a token
+/// file re-read when it changes, a client certificate, or an Azure.Identity token for AKS) and the HTTP client YARP
+/// forwards through. Workloads never see this credential.
+/// </summary>
+internal sealed class KubernetesUpstream : IDisposable
+{
+    private readonly KubernetesUpstreamOptions _options;
+    private readonly TokenCredential? _credential;
+    private readonly X509Certificate2Collection? _trust;
+    private readonly X509Certificate2? _clientCertificate;
+    private readonly SemaphoreSlim _tokenLock = new(1, 1);
+    private (DateTime Stamp, string Token)? _fileToken;
+    private AccessToken? _azureToken;
+
+    public KubernetesUpstream(KubernetesUpstreamOptions options, TokenCredential? credential)
+    {
+        if (!Uri.TryCreate(options.Server, UriKind.Absolute, out var server) || server.Scheme != Uri.UriSchemeHttps)
+        {
+            throw new InvalidOperationException($"Kubernetes upstream Server must be an https URL, got '{options.Server}'");
+        }
+
+        if (options.UseAzureIdentity && credential is null)
+        {
+            throw new InvalidOperationException("Kubernetes upstream UseAzureIdentity needs an Azure.Identity TokenCredential registered in the container");
+        }
+
+        _options = options;
+        _credential = credential;
+        Server = server;
+        if (options.CaFile is { Length: > 0 } caFile)
+        {
+            _trust = [];
+            _trust.ImportFromPemFile(caFile);
+        }
+
+        if (options.ClientCertificateFile is { Length: > 0 } certificateFile)
+        {
+            using var pem = X509Certificate2.CreateFromPemFile(certificateFile, options.ClientKeyFile);
+            _clientCertificate = X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
+        }
+
+        Invoker = new HttpMessageInvoker(new SocketsHttpHandler
+        {
+            UseProxy = false,
+            AllowAutoRedirect = false,
+            AutomaticDecompression = DecompressionMethods.None,
+            UseCookies = false,
+            EnableMultipleHttp2Connections = true,
+            ConnectTimeout = TimeSpan.FromSeconds(15),
+            ActivityHeadersPropagator = null,
+            SslOptions = SslOptions(),
+        });
+    }
+
+    /// <summary>The API server's base URL.</summary>
+    public Uri Server { get; }
+
+    /// <summary>The client YARP forwards through.</summary>
+    public HttpMessageInvoker Invoker { get; }
+
+    /// <summary>The TLS settings for a connection to the API server: its CA only, and the client certificate if any.</summary>
+    public SslClientAuthenticationOptions SslOptions()
+    {
+        var ssl = new SslClientAuthenticationOptions { TargetHost = Server.IdnHost };
+        if (_trust is not null)
+        {
+            ssl.RemoteCertificateValidationCallback = (_, certificate, _, errors) => ValidateWithConfiguredCa(certificate, errors);
+        }
+
+        if (_clientCertificate is not null)
+        {
+            ssl.ClientCertificates = [_clientCertificate];
+        }
+
+        return ssl;
+    }
+
+    /// <summary>Configures an upstream WebSocket (exec, attach, port-forward) like the HTTP client.</summary>
+    public void Configure(ClientWebSocketOptions webSocket)
+    {
+        if (_trust is not null)
+        {
+            webSocket.RemoteCertificateValidationCallback = (_, certificate, _, errors) => ValidateWithConfiguredCa(certificate, errors);
+        }
+
+        if (_clientCertificate is not null)
+        {
+            webSocket.ClientCertificates = [_clientCertificate];
+        }
+
+        webSocket.KeepAliveInterval = TimeSpan.FromSeconds(30);
+    }
+
+    /// <summary>The gateway's bearer token for the API server, or null when it logs in with a client certificate.</summary>
+    public async ValueTask<string?> BearerTokenAsync(CancellationToken ct)
+    {
+        if (_options.UseAzureIdentity)
+        {
+            if (_azureToken is { } cached && cached.ExpiresOn > DateTimeOffset.UtcNow.AddMinutes(5))
+            {
+                return cached.Token;
+            }
+
+            await _tokenLock.WaitAsync(ct).ConfigureAwait(false);
+            try
+            {
+                if (_azureToken is not { } current || current.ExpiresOn <= DateTimeOffset.UtcNow.AddMinutes(5))
+                {
+                    _azureToken = await _credential!.GetTokenAsync(new TokenRequestContext([_options.AzureScope]), ct).ConfigureAwait(false);
+                }
+
+                return _azureToken.Value.Token;
+            }
+            finally
+            {
+                _tokenLock.Release();
+            }
+        }
+
+        if (_options.TokenFile is { Length: > 0 } tokenFile)
+        {
+            // Projected service account tokens rotate on disk: read the file again whenever it changes.
+            var stamp = File.GetLastWriteTimeUtc(tokenFile);
+            if (_fileToken is not { } known || known.Stamp != stamp)
+            {
+                _fileToken = (stamp, (await File.ReadAllTextAsync(tokenFile, ct).ConfigureAwait(false)).Trim());
+            }
+
+            return _fileToken.Value.Token;
+        }
+
+        return null;
+    }
+
+    private bool ValidateWithConfiguredCa(X509Certificate? certificate, SslPolicyErrors errors)
+    {
+        if (certificate is null || (errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0 || (errors & SslPolicyErrors.RemoteCertificateNotAvailable) != 0)
+        {
+            return false;
+        }
+
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.AddRange(_trust!);
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        using var leaf = new X509Certificate2(certificate);
+        return chain.Build(leaf);
+    }
+
+    public void Dispose()
+    {
+        Invoker.Dispose();
+        _clientCertificate?.Dispose();
+        _tokenLock.Dispose();
+    }
+}

@@ -1,0 +1,241 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using NhiAudit.IntegrationTests.Gateway;
+using NhiAudit.IntegrationTests.Infrastructure;
+
+namespace NhiAudit.IntegrationTests.Kubernetes.Gateway;
+
+/// <summary>
+/// The real kubectl through the Kubernetes gateway to the in-test API server: every request tied to the workload,
+/// recorded, Secret values masked, policy applied, bad tokens refused.
+/// </summary>
+public sealed class KubernetesGatewayTests : IAsyncLifetime
+{
+    private const string SecretValue = "s3cr3t-Passw0rd!";
+    private KubernetesGatewayHost _gateway = null!;
+    private string _kubeconfig = "";
+    private string _manifests = "";
+
+    public async Task InitializeAsync()
+    {
+        _gateway = await KubernetesGatewayHost.StartAsync(settings =>
+        {
+            settings["NhiAudit:Policy:Rules:0:Name"] = "protect-kube-system";
+            settings["NhiAudit:Policy:Rules:0:Protocols:0"] = "kubernetes";
+            settings["NhiAudit:Policy:Rules:0:Actions:0"] = "delete";
+            settings["NhiAudit:Policy:Rules:0:Actions:1"] = "deletecollection";
+            settings["NhiAudit:Policy:Rules:0:When"] = "request.namespace == 'kube-system'";
+            settings["NhiAudit:Policy:Rules:0:Effect"] = "Deny";
+            settings["NhiAudit:Policy:Rules:0:Reason"] = "nothing is deleted in kube-system through the gateway";
+        });
+        _kubeconfig = _gateway.WriteKubeconfig(_gateway.MintToken());
+        _manifests = Path.Combine(_gateway.Directory, "app.yaml");
+        await File.WriteAllTextAsync(_manifests, $"""
+            apiVersion: v1
+            kind: Secret
+            metadata:
+              name: db
+            type: Opaque
+            stringData:
+              password: {SecretValue}
+            ---
+            apiVersion: v1
+            kind: ConfigMap
+            metadata:
+              name: settings
+            data:
+              mode: blue
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata:
+              name: web
+            spec:
+              containers:
+              - name: web
+                image: nginx
+            """);
+    }
+
+    public async Task DisposeAsync() => await _gateway.DisposeAsync();
+
+    private Task<ProcessResult> Kubectl(params string[] args) => _gateway.KubectlAsync(_kubeconfig, args);
+
+    private async Task ApplyAsync()
+    {
+        var apply = await Kubectl("apply", "--validate=false", "-f", _manifests);
+        Assert.True(apply.Succeeded, apply.Describe("kubectl apply"));
+    }
+
+    private static void AssertNoSecret(string text)
+    {
+        Assert.DoesNotContain(SecretValue, text, StringComparison.Ordinal);
+        Assert.DoesNotContain(Convert.ToBase64String(Encoding.UTF8.GetBytes(SecretValue)), text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Kubectl_get_apply_logs_exec_and_delete_work_and_each_request_is_recorded_with_the_workload()
+    {
+        var namespaces = await Kubectl("get", "ns");
+        Assert.True(namespaces.Succeeded, namespaces.Describe("kubectl get ns"));
+        Assert.Contains("kube-system", namespaces.StandardOutput, StringComparison.Ordinal);
+
+        await ApplyAsync();
+        var pods = await Kubectl("get", "pods");
+        Assert.True(pods.Succeeded, pods.Describe("kubectl get pods"));
+        Assert.Contains("web", pods.StandardOutput, StringComparison.Ordinal);
+
+        var logs = await Kubectl("logs", "web");
+        Assert.True(logs.Succeeded, logs.Describe("kubectl logs"));
+
+        var exec = await Kubectl("exec", "web", "--", "sh", "-c", "echo out-line; echo err-line >&2; exit 3");
+        Assert.Equal(3, exec.ExitCode);
+        Assert.Contains("out-line", exec.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains("err-line", exec.StandardError, StringComparison.Ordinal);
+
+        var delete = await Kubectl("delete", "configmap", "settings");
+        Assert.True(delete.Succeeded, delete.Describe("kubectl delete"));
+
+        // The API server saw the workload, not the gateway.
+        Assert.Contains(_gateway.Upstream.Requests, r => r.ImpersonateUser == "nhiaudit:deploy-job" && r.Path.EndsWith("/configmaps/settings", StringComparison.Ordinal) && r.Method == "DELETE");
+        Assert.All(_gateway.Upstream.Requests, r => Assert.Equal("nhiaudit:deploy-job", r.ImpersonateUser));
+
+        var records = await _gateway.ReadRecordsAsync();
+        var requests = records.Where(r => r.Str("type") == "k8s.request").ToList();
+        Assert.All(requests, r => Assert.Equal("deploy-job", r.GetProperty("identity").GetProperty("subject").GetString()));
+        Assert.Contains(requests, r => r.GetProperty("request").GetProperty("verb").GetString() == "delete" && r.GetProperty("request").GetProperty("name").GetString() == "settings");
+        Assert.Contains(requests, r => r.GetProperty("request").GetProperty("subresource").GetString() == "log");
+        var execRequest = requests.Single(r => r.GetProperty("request").GetProperty("subresource").GetString() == "exec");
+        Assert.Equal("sh -c echo out-line; echo err-line >&2; exit 3", execRequest.GetProperty("request").GetProperty("command").GetString());
+        var execResponse = records.Single(r => r.Str("type") == "k8s.response" && r.GetProperty("request").GetInt64() == execRequest.GetProperty("seq").GetInt64());
+        Assert.Equal(3, execResponse.GetProperty("stream").GetProperty("exitCode").GetInt32());
+
+        // The recording holds what the command printed.
+        var recording = execResponse.GetProperty("stream").GetProperty("recording").GetString()!;
+        var cast = await File.ReadAllTextAsync(recording);
+        Assert.StartsWith("{\"version\":2", cast, StringComparison.Ordinal);
+        Assert.Contains("out-line", cast, StringComparison.Ordinal);
+        if (ProcessRunner.FindOnPath("asciinema") is { } asciinema)
+        {
+            // asciinema cat opens /dev/tty: run it under script(1), which gives it a terminal.
+            var played = await ProcessRunner.RunAsync("script", ["-qec", $"{asciinema} cat {recording}", "/dev/null"], timeout: TimeSpan.FromSeconds(20));
+            Assert.True(played.Succeeded, played.Describe("asciinema cat"));
+            Assert.Contains("out-line", played.StandardOutput, StringComparison.Ordinal);
+        }
+
+        // The apply's body is in the log, its Secret value masked.
+        Assert.Contains(requests, r => r.TryGetProperty("body", out _));
+        AssertNoSecret(string.Join("\n", records.Select(r => r.GetRawText())));
+    }
+
+    [Theory]
+    [InlineData("-o", "yaml")]
+    [InlineData("-o", "json")]
+    [InlineData("-o", "jsonpath={.data.password}")]
+    [InlineData("-o", "go-template={{.data.password | base64decode}}")]
+    public async Task Secret_values_are_masked_in_every_output_format(string flag, string format)
+    {
+        await ApplyAsync();
+        var get = await Kubectl("get", "secret", "db", flag, format);
+        Assert.True(get.Succeeded, get.Describe("kubectl get secret"));
+        AssertNoSecret(get.StandardOutput);
+        Assert.True(get.StandardOutput.Contains("KioqKg==", StringComparison.Ordinal) || get.StandardOutput.Contains("****", StringComparison.Ordinal), get.StandardOutput);
+
+        // The last-applied-configuration annotation carries the manifest (and its stringData) too.
+        var yaml = await Kubectl("get", "secret", "db", "-o", "yaml");
+        AssertNoSecret(yaml.StandardOutput);
+    }
+
+    [Fact]
+    public async Task Secret_values_are_masked_in_tables_lists_and_watches()
+    {
+        await ApplyAsync();
+        var table = await Kubectl("get", "secrets");
+        Assert.True(table.Succeeded, table.Describe("kubectl get secrets"));
+        Assert.Contains("db", table.StandardOutput, StringComparison.Ordinal);
+
+        var list = await Kubectl("get", "secrets", "-o", "json");
+        AssertNoSecret(list.StandardOutput);
+
+        // kubectl get --watch: the first event is the existing Secret; stop after a moment.
+        var watch = await _gateway.KubectlAsync(_kubeconfig, ["get", "secret", "db", "--watch", "-o", "json", "--request-timeout=3s"], timeout: TimeSpan.FromSeconds(20));
+        Assert.Contains("\"db\"", watch.StandardOutput, StringComparison.Ordinal);
+        AssertNoSecret(watch.StandardOutput);
+    }
+
+    [Fact]
+    public async Task A_protobuf_accept_is_renegotiated_to_JSON_and_masked()
+    {
+        await ApplyAsync();
+        using var handler = new HttpClientHandler { ServerCertificateCustomValidationCallback = HttpClientHandler.DangerousAcceptAnyServerCertificateValidator };
+        using var http = new HttpClient(handler) { BaseAddress = _gateway.Url };
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/api/v1/namespaces/default/secrets/db");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _gateway.MintToken("protobuf-client"));
+        request.Headers.Accept.ParseAdd("application/vnd.kubernetes.protobuf");
+        using var response = await http.SendAsync(request);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        AssertNoSecret(body);
+        Assert.Contains(_gateway.Upstream.Requests, r => r.Path.EndsWith("/secrets/db", StringComparison.Ordinal) && r.Accept!.Contains("application/json", StringComparison.Ordinal) && !r.Accept.Contains("protobuf", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_denied_request_gets_a_403_Status_that_kubectl_prints_and_is_recorded()
+    {
+        var delete = await Kubectl("delete", "configmap", "anything", "-n", "kube-system");
+        Assert.Equal(1, delete.ExitCode);
+        Assert.Contains("Error from server (Forbidden)", delete.StandardError, StringComparison.Ordinal);
+        Assert.Contains("nothing is deleted in kube-system through the gateway", delete.StandardError, StringComparison.Ordinal);
+        Assert.DoesNotContain(_gateway.Upstream.Requests, r => r.Method == "DELETE");
+
+        var records = await _gateway.ReadRecordsAsync();
+        var refused = records.Single(r => r.Str("type") == "k8s.request" && r.TryGetProperty("refused", out _));
+        Assert.Equal("protect-kube-system", refused.GetProperty("policy").GetProperty("rule").GetString());
+    }
+
+    [Theory]
+    [InlineData("garbage")]
+    [InlineData("expired")]
+    [InlineData("wrong-audience")]
+    public async Task A_bad_token_gets_401_and_an_audit_record(string kind)
+    {
+        var token = kind switch
+        {
+            "expired" => _gateway.MintToken("expired-job", lifetime: TimeSpan.FromSeconds(-120)),
+            "wrong-audience" => _gateway.MintToken("elsewhere-job", audience: "someone-else"),
+            _ => "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJtYWxsb3J5In0.c2lnbmF0dXJl",
+        };
+        var kubeconfig = _gateway.WriteKubeconfig(token);
+        var get = await _gateway.KubectlAsync(kubeconfig, ["get", "pods"]);
+        Assert.NotEqual(0, get.ExitCode);
+        Assert.Contains("You must be logged in to the server", get.StandardError, StringComparison.Ordinal);
+        Assert.Empty(_gateway.Upstream.Requests);
+
+        var records = await _gateway.ReadRecordsAsync();
+        var failed = records.Where(r => r.Str("type") == "k8s.auth.failed").ToList();
+        Assert.NotEmpty(failed);
+        Assert.DoesNotContain(token, string.Join("\n", records.Select(r => r.GetRawText())), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Kubectl_cp_records_the_files_copied()
+    {
+        await ApplyAsync();
+        var local = Path.Combine(_gateway.Directory, "release-notes.txt");
+        await File.WriteAllTextAsync(local, "v1.4.2\n");
+        var up = await Kubectl("cp", local, "web:/release-notes.txt");
+        Assert.True(up.Succeeded, up.Describe("kubectl cp to the pod"));
+        var back = Path.Combine(_gateway.Directory, "back.txt");
+        var down = await Kubectl("cp", "web:/release-notes.txt", back);
+        Assert.True(down.Succeeded, down.Describe("kubectl cp from the pod"));
+        Assert.Equal("v1.4.2\n", await File.ReadAllTextAsync(back));
+
+        var records = await _gateway.ReadRecordsAsync();
+        var files = records.Where(r => r.Str("type") == "k8s.response" && r.TryGetProperty("stream", out var s) && s.TryGetProperty("files", out _))
+            .SelectMany(r => r.GetProperty("stream").GetProperty("files").EnumerateArray().Select(f => f.GetProperty("name").GetString()))
+            .ToList();
+        Assert.Contains(files, f => f!.EndsWith("release-notes.txt", StringComparison.Ordinal));
+    }
+}
