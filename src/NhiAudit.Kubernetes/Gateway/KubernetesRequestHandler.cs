@@ -113,7 +113,15 @@ internal sealed partial class KubernetesRequestHandler(KubernetesServices servic
 
         if (refusal is not null)
         {
-            await KubernetesStatus.WriteAsync(context, refusalCode, refusalCode == 403 ? $"forbidden by the NhiAudit gateway: {refusal}" : refusal, Details(info)).ConfigureAwait(false);
+            var message = refusalCode == 403 ? $"forbidden by the NhiAudit gateway: {refusal}" : refusal;
+            if (context.WebSockets.IsWebSocketRequest && await KubernetesStatus.TryRefuseStreamAsync(context, refusalCode, message).ConfigureAwait(false))
+            {
+                call.Status = refusalCode;
+                await AppendResponseAsync(call, requestSeq, started).ConfigureAwait(false);
+                return;
+            }
+
+            await KubernetesStatus.WriteAsync(context, refusalCode, message, Details(info)).ConfigureAwait(false);
             call.Status = refusalCode;
             await AppendResponseAsync(call, requestSeq, started).ConfigureAwait(false);
             return;
@@ -280,7 +288,7 @@ internal sealed partial class KubernetesRequestHandler(KubernetesServices servic
 
         try
         {
-            var masked = services.Masker.MaskRequestBody(buffer.AsSpan(0, read), out _);
+            var masked = services.Masker.MaskRequestBody(buffer.AsSpan(0, read), info, out _);
             return (System.Text.Encoding.UTF8.GetString(masked), total);
         }
         catch (KubernetesMaskingException)

@@ -65,6 +65,39 @@ internal static class KubernetesStatus
         return stream.ToArray();
     }
 
+    /// <summary>
+    /// Refuses an exec, attach or port-forward stream the way the API server reports a failed command: the WebSocket is
+    /// accepted and a Failure Status goes on the error channel (v4/v5.channel.k8s.io). A failed upgrade instead would
+    /// make kubectl fall back to SPDY and print that failure rather than the reason. False when the client offers no
+    /// channel protocol with an error channel; then the caller answers with a plain Status.
+    /// </summary>
+    public static async Task<bool> TryRefuseStreamAsync(HttpContext context, int code, string message)
+    {
+        var protocol = context.WebSockets.WebSocketRequestedProtocols.FirstOrDefault(p => p is "v5.channel.k8s.io" or "v4.channel.k8s.io");
+        if (protocol is null)
+        {
+            return false;
+        }
+
+        using var socket = await context.WebSockets.AcceptWebSocketAsync(protocol).ConfigureAwait(false);
+        var status = Body(code, message);
+        var frame = new byte[status.Length + 1];
+        frame[0] = 3;
+        status.CopyTo(frame, 1);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            await socket.SendAsync(frame, System.Net.WebSockets.WebSocketMessageType.Binary, endOfMessage: true, timeout.Token).ConfigureAwait(false);
+            await socket.CloseOutputAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, null, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is System.Net.WebSockets.WebSocketException or OperationCanceledException or IOException)
+        {
+            // The client went away first.
+        }
+
+        return true;
+    }
+
     /// <summary>Answers the request with a Status.</summary>
     public static async Task WriteAsync(HttpContext context, int code, string message, KubernetesRequestDetails? details = null)
     {

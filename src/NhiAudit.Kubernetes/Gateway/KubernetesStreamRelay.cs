@@ -56,7 +56,12 @@ internal sealed class KubernetesStreamRelay(KubernetesServices services, Kuberne
             var code = upstream.HttpStatusCode is 0 ? HttpStatusCode.BadGateway : upstream.HttpStatusCode;
             call.Status = (int)code;
             call.Error = ex.Message;
-            await KubernetesStatus.WriteAsync(context, (int)code, code == HttpStatusCode.BadGateway ? "the NhiAudit gateway could not open the stream to the API server: " + ex.Message : $"the API server refused the {summary.Kind} stream ({(int)code})").ConfigureAwait(false);
+            var message = code == HttpStatusCode.BadGateway ? "the NhiAudit gateway could not open the stream to the API server: " + ex.Message : $"the API server refused the {summary.Kind} stream ({(int)code})";
+            if (!await KubernetesStatus.TryRefuseStreamAsync(context, (int)code, message).ConfigureAwait(false))
+            {
+                await KubernetesStatus.WriteAsync(context, (int)code, message).ConfigureAwait(false);
+            }
+
             return;
         }
 

@@ -166,7 +166,7 @@ internal sealed class KubernetesTransformer(KubernetesServices services, Kuberne
         byte[] masked;
         if (json)
         {
-            masked = buffer.Length == 0 ? [] : services.Masker.MaskJson(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), out report);
+            masked = buffer.Length == 0 ? [] : services.Masker.MaskJson(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), info, out report);
         }
         else
         {
@@ -228,7 +228,7 @@ internal sealed class KubernetesTransformer(KubernetesServices services, Kuberne
             return;
         }
 
-        var masked = services.Masker.MaskJson(line.IsSingleSegment ? line.FirstSpan : line.ToArray(), out var report);
+        var masked = services.Masker.MaskJson(line.IsSingleSegment ? line.FirstSpan : line.ToArray(), info, out var report);
         Merge(report);
         call.Bytes += masked.Length + 1;
         await response.Body.WriteAsync(masked, ct).ConfigureAwait(false);

@@ -66,13 +66,20 @@ internal sealed class KubernetesResponseMasker
 
     /// <summary>
     /// True when a response to this request may carry values to mask: secrets, configmaps (when ConfigMap keys are
-    /// configured), their lists, tables and watches; any resource's JSON and pod logs when detectors are on.
+    /// configured), their lists, tables and watches; any resource's JSON and pod logs when detectors are on; and any
+    /// unclassified request while anything is to be masked.
     /// </summary>
     /// <param name="info">The classified request.</param>
     /// <returns>Whether the response must go through <see cref="MaskJson(ReadOnlySpan{byte}, KubernetesRequestInfo?, out KubernetesMaskReport)"/> or <see cref="MaskText"/>.</returns>
     public bool AppliesTo(KubernetesRequestInfo info)
     {
         ArgumentNullException.ThrowIfNull(info);
+        if (info.IsUnclassified)
+        {
+            // Should the policy let an unclassified request through, mask what its JSON turns out to hold.
+            return _options.Secrets || _configMapPatterns.Length > 0 || Detectors;
+        }
+
         if (!info.IsResourceRequest)
         {
             return false;

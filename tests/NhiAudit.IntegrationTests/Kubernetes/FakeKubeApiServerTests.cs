@@ -530,7 +530,7 @@ public sealed class FakeKubeApiServerTests : IAsyncLifetime
         catch (Exception e) when (e is not Xunit.Sdk.XunitException)
         {
             process.Kill(entireProcessTree: true);
-            throw new InvalidOperationException("kubectl port-forward stderr: " + await stderr, e);
+            throw new InvalidOperationException("kubectl port-forward stderr: " + await stderr + "\nserver errors: " + string.Join("\n", server.Errors), e);
         }
         finally
         {

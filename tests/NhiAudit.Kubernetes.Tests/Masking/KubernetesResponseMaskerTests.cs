@@ -408,6 +408,15 @@ public sealed class KubernetesResponseMaskerTests
         Assert.False(Masker(options: new KubernetesMaskingOptions { Secrets = false }).AppliesTo(info) && info.Resource == "secrets");
     }
 
+    [Fact]
+    public void Applies_to_unclassified_requests_while_anything_is_masked()
+    {
+        var info = Info("GET", "/api/v1/namespaces/default//secrets/db");
+        Assert.True(info.IsUnclassified);
+        Assert.True(Masker().AppliesTo(info));
+        Assert.False(Masker(options: new KubernetesMaskingOptions { Secrets = false }).AppliesTo(info));
+    }
+
     [Theory]
     [InlineData("*", "", true)]
     [InlineData("*", "abc", true)]

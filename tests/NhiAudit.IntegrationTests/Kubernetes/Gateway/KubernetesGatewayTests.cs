@@ -220,6 +220,24 @@ public sealed class KubernetesGatewayTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_patch_of_a_secret_is_recorded_with_its_values_masked()
+    {
+        await ApplyAsync();
+        var patch = await Kubectl("patch", "secret", "db", "--type=merge", "-p", "{\"stringData\":{\"password\":\"rotated-Secret-9\"}}");
+        Assert.True(patch.Succeeded, patch.Describe("kubectl patch"));
+        var json = await Kubectl("patch", "secret", "db", "--type=json", "-p", "[{\"op\":\"replace\",\"path\":\"/data/password\",\"value\":\"cm90YXRlZC1hZ2Fpbg==\"}]");
+        Assert.True(json.Succeeded, json.Describe("kubectl patch --type=json"));
+
+        var records = await _gateway.ReadRecordsAsync();
+        var patches = records.Where(r => r.Str("type") == "k8s.request" && r.GetProperty("request").GetProperty("verb").GetString() == "patch").ToList();
+        Assert.Equal(2, patches.Count);
+        Assert.All(patches, r => Assert.True(r.TryGetProperty("body", out _)));
+        var log = string.Join("\n", records.Select(r => r.GetRawText()));
+        Assert.DoesNotContain("rotated-Secret-9", log, StringComparison.Ordinal);
+        Assert.DoesNotContain("cm90YXRlZC1hZ2Fpbg==", log, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Kubectl_cp_records_the_files_copied()
     {
         await ApplyAsync();

@@ -549,7 +549,9 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         var offered = context.WebSockets.WebSocketRequestedProtocols;
         if (offered.Contains(KubeSpdyPortForward.Protocol))
         {
-            using var tunnel = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext { SubProtocol = KubeSpdyPortForward.Protocol });
+            // ASP.NET Core rejects '/' in WebSocketAcceptContext.SubProtocol (not an RFC 7230 token), so set the header directly.
+            context.Response.Headers["Sec-WebSocket-Protocol"] = KubeSpdyPortForward.Protocol;
+            using var tunnel = await context.WebSockets.AcceptWebSocketAsync();
             using var tunnelCts = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, stopping.Token);
             await KubeSpdyPortForward.RunAsync(tunnel, p => PortForwardTarget ?? p, tunnelCts.Token);
             return;

@@ -62,12 +62,14 @@ internal sealed class KubeSpdyPortForward
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var input = new WebSocketByteStream(socket);
         var header = new byte[8];
+        File.AppendAllText("/tmp/spdydebug.txt", $"start {socket.State}\n");
         try
         {
             while (!cts.IsCancellationRequested)
             {
                 if (!await input.ReadExactlyOrEndAsync(header, cts.Token))
                 {
+                    File.AppendAllText("/tmp/spdydebug.txt", $"end {socket.State} {socket.CloseStatus}\n");
                     break;
                 }
 
@@ -310,6 +312,10 @@ internal sealed class KubeSpdyPortForward
         output.Add(0x00); // BFINAL 0, BTYPE 00 (stored), padding to the byte boundary.
         output.AddRange([(byte)block.Length, (byte)(block.Length >> 8), (byte)~block.Length, (byte)(~block.Length >> 8)]);
         output.AddRange(block);
+
+        // A sync flush (empty stored block): Go's inflater only hands out a stored block's bytes when the next block
+        // header is read; without this it reads past the frame, gets EOF, and its error sticks for the next frame.
+        output.AddRange([0x00, 0x00, 0x00, 0xff, 0xff]);
         return [.. output];
     }
 
