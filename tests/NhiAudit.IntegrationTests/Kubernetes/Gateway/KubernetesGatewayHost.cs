@@ -119,6 +119,22 @@ public sealed class KubernetesGatewayHost : IAsyncDisposable
         return GatewayHost.ReadRecords(AuditDirectory);
     }
 
+    /// <summary>
+    /// The records once <paramref name="ready"/> holds (up to 10 s): a stream's response record is written when both of
+    /// its sides have closed, a moment after the client has already returned.
+    /// </summary>
+    public async Task<List<JsonElement>> WaitForRecordsAsync(Func<List<JsonElement>, bool> ready)
+    {
+        var records = await ReadRecordsAsync().ConfigureAwait(false);
+        for (var i = 0; i < 100 && !ready(records); i++)
+        {
+            await Task.Delay(100).ConfigureAwait(false);
+            records = await ReadRecordsAsync().ConfigureAwait(false);
+        }
+
+        return records;
+    }
+
     public async ValueTask DisposeAsync()
     {
         try

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
+using k8s;
 using NhiAudit.IntegrationTests.Gateway;
 using NhiAudit.IntegrationTests.Infrastructure;
 
@@ -101,7 +102,7 @@ public sealed class KubernetesGatewayTests : IAsyncLifetime
         Assert.Contains(_gateway.Upstream.Requests, r => r.ImpersonateUser == "nhiaudit:deploy-job" && r.Path.EndsWith("/configmaps/settings", StringComparison.Ordinal) && r.Method == "DELETE");
         Assert.All(_gateway.Upstream.Requests, r => Assert.Equal("nhiaudit:deploy-job", r.ImpersonateUser));
 
-        var records = await _gateway.ReadRecordsAsync();
+        var records = await _gateway.WaitForRecordsAsync(all => all.Any(r => r.Str("type") == "k8s.response" && r.TryGetProperty("stream", out _)));
         var requests = records.Where(r => r.Str("type") == "k8s.request").ToList();
         Assert.All(requests, r => Assert.Equal("deploy-job", r.GetProperty("identity").GetProperty("subject").GetString()));
         Assert.Contains(requests, r => r.GetProperty("request").GetProperty("verb").GetString() == "delete" && r.GetProperty("request").GetProperty("name").GetString() == "settings");
@@ -220,6 +221,55 @@ public sealed class KubernetesGatewayTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_interactive_exec_with_a_terminal_is_recorded_and_plays_back()
+    {
+        await ApplyAsync();
+
+        // kubectl exec -it needs a terminal: script(1) gives it one, and feeds it the typed commands.
+        var session = await ProcessRunner.RunAsync(
+            "script",
+            ["-qec", $"kubectl --kubeconfig {_kubeconfig} exec -it web -- sh", "/dev/null"],
+            stdin: "echo typed-$((6*7))\nexit\n",
+            timeout: TimeSpan.FromSeconds(30));
+        Assert.True(session.Succeeded, session.Describe("kubectl exec -it"));
+        Assert.Contains("typed-42", session.StandardOutput, StringComparison.Ordinal);
+
+        var records = await _gateway.WaitForRecordsAsync(all => all.Any(r => r.Str("type") == "k8s.response" && r.TryGetProperty("stream", out var s) && s.TryGetProperty("recording", out _)));
+        var response = records.Last(r => r.Str("type") == "k8s.response" && r.TryGetProperty("stream", out var s) && s.TryGetProperty("recording", out _));
+        var cast = await File.ReadAllLinesAsync(response.GetProperty("stream").GetProperty("recording").GetString()!);
+        Assert.Contains(cast, line => line.Contains("\"i\"", StringComparison.Ordinal) && line.Contains("echo typed", StringComparison.Ordinal));
+        Assert.Contains(cast, line => line.Contains("\"o\"", StringComparison.Ordinal) && line.Contains("typed-42", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task KubernetesClient_lists_reads_masked_secrets_and_execs_through_the_gateway()
+    {
+        await ApplyAsync();
+        var config = KubernetesClientConfiguration.BuildConfigFromConfigFile(_kubeconfig);
+        using var client = new k8s.Kubernetes(config);
+        var pods = await client.CoreV1.ListNamespacedPodAsync("default");
+        Assert.Contains(pods.Items, p => p.Metadata.Name == "web");
+
+        var secret = await client.CoreV1.ReadNamespacedSecretAsync("db", "default");
+        Assert.Equal("****", Encoding.UTF8.GetString(secret.Data["password"]));
+
+        var output = "";
+        var exit = await client.NamespacedPodExecAsync("web", "default", "web", ["sh", "-c", "echo from-client; exit 4"], false, async (_, stdout, _) =>
+        {
+            using var reader = new StreamReader(stdout);
+            output = await reader.ReadToEndAsync();
+        }, CancellationToken.None);
+        Assert.Equal(4, exit);
+        Assert.Contains("from-client", output, StringComparison.Ordinal);
+
+        var records = await _gateway.WaitForRecordsAsync(all => all.Any(r => r.Str("type") == "k8s.response" && r.TryGetProperty("stream", out var st) && st.TryGetProperty("exitCode", out var code) && code.GetInt32() == 4));
+        var execRequest = records.Single(r => r.Str("type") == "k8s.request" && r.GetProperty("request").TryGetProperty("command", out var c) && c.GetString() == "sh -c echo from-client; exit 4");
+        System.Text.Json.JsonElement? execResponse = records.Single(r => r.Str("type") == "k8s.response" && r.GetProperty("request").GetInt64() == execRequest.GetProperty("seq").GetInt64());
+        Assert.NotNull(execResponse);
+        Assert.Equal(4, execResponse.Value.GetProperty("stream").GetProperty("exitCode").GetInt32());
+    }
+
+    [Fact]
     public async Task A_patch_of_a_secret_is_recorded_with_its_values_masked()
     {
         await ApplyAsync();
@@ -250,7 +300,7 @@ public sealed class KubernetesGatewayTests : IAsyncLifetime
         Assert.True(down.Succeeded, down.Describe("kubectl cp from the pod"));
         Assert.Equal("v1.4.2\n", await File.ReadAllTextAsync(back));
 
-        var records = await _gateway.ReadRecordsAsync();
+        var records = await _gateway.WaitForRecordsAsync(all => all.Count(r => r.Str("type") == "k8s.response" && r.TryGetProperty("stream", out var s) && s.TryGetProperty("files", out _)) >= 2);
         var files = records.Where(r => r.Str("type") == "k8s.response" && r.TryGetProperty("stream", out var s) && s.TryGetProperty("files", out _))
             .SelectMany(r => r.GetProperty("stream").GetProperty("files").EnumerateArray().Select(f => f.GetProperty("name").GetString()))
             .ToList();
