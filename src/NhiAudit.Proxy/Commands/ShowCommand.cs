@@ -11,7 +11,8 @@ internal static class ShowCommand
     {
         var directory = new Argument<DirectoryInfo>("directory") { Description = "The audit directory." };
         var json = new Option<bool>("--json") { Description = "Print the raw JSON lines." };
-        var command = new Command("show", "Print the audit trail.") { directory, json };
+        var format = new Option<string>("--format") { Description = "text (default), json, or k8s-audit: the Kubernetes requests as audit.k8s.io/v1 Event lines, for tools that read Kubernetes audit logs." };
+        var command = new Command("show", "Print the audit trail.") { directory, json, format };
         command.SetAction(parse =>
         {
             var dir = parse.GetValue(directory)!;
@@ -21,11 +22,30 @@ internal static class ShowCommand
                 return 2;
             }
 
-            foreach (var file in dir.GetFiles("audit-*.jsonl").OrderBy(f => f.Name, StringComparer.Ordinal))
+            var files = dir.GetFiles("audit-*.jsonl").OrderBy(f => f.Name, StringComparer.Ordinal).ToList();
+            switch (parse.GetValue(format))
+            {
+                case null or "" or "text" or "json":
+                    break;
+                case "k8s-audit":
+                    var records = files.SelectMany(f => File.ReadLines(f.FullName)).Where(l => l.Contains("\"k8s.", StringComparison.Ordinal)).Select(l => JsonDocument.Parse(l).RootElement.Clone());
+                    foreach (var audit in NhiAudit.Kubernetes.Audit.KubernetesAuditEventExporter.Export(records))
+                    {
+                        Console.WriteLine(audit.ToJsonString());
+                    }
+
+                    return 0;
+                default:
+                    Console.Error.WriteLine($"nhiaudit show: unknown --format '{parse.GetValue(format)}' (text, json, k8s-audit)");
+                    return 2;
+            }
+
+            var raw = parse.GetValue(json) || parse.GetValue(format) == "json";
+            foreach (var file in files)
             {
                 foreach (var line in File.ReadLines(file.FullName))
                 {
-                    Console.WriteLine(parse.GetValue(json) ? line : Describe(line));
+                    Console.WriteLine(raw ? line : Describe(line));
                 }
             }
 
@@ -55,7 +75,11 @@ internal static class ShowCommand
                 "pg.session.start" => $"tls={Get(r, "tls")} upstreamPid={Get(r, "upstreamPid")} token expires {Get(r, "tokenExpires")}",
                 "pg.session.end" => $"{Get(r, "endReason")} after {Get(r, "statements")} statements",
                 "pg.approval.requested" => $"HELD {Get(r, "approval")} rule={Get(r, "rule")} {Shorten(Get(r, "text"))}",
-                "pg.approval.decided" => $"{Get(r, "approval")} {Get(r, "state")}{(r.TryGetProperty("decidedBy", out var by) ? " by " + by.GetProperty("subject").GetString() : "")}{(r.TryGetProperty("why", out var why) ? ": " + why.GetString() : "")}",
+                "k8s.request" => $"{Get(r.GetProperty("request"), "method")} {Shorten(Get(r.GetProperty("request"), "uri"))} ({Get(r.GetProperty("request"), "action")}){(r.TryGetProperty("approval", out var k8sApproval) ? " [approval " + k8sApproval.GetString() + "]" : "")}{Refused(r)}",
+                "k8s.response" => $"← #{Get(r, "request")} {Get(r, "status")} {Get(r, "durationMs")}ms{Masked(r)}{(r.TryGetProperty("stream", out var stream) ? $" stream exit={Get(stream, "exitCode")} {Get(stream, "recording")}" : "")}",
+                "k8s.auth.failed" => $"{Get(r.GetProperty("request"), "client")} {Get(r.GetProperty("request"), "uri")}: {Get(r, "error")}",
+                "k8s.approval.requested" => $"HELD {Get(r, "approval")} rule={Get(r, "rule")} {Shorten(Get(r, "text"))}",
+                "k8s.approval.decided" or "pg.approval.decided" => $"{Get(r, "approval")} {Get(r, "state")}{(r.TryGetProperty("decidedBy", out var by) ? " by " + by.GetProperty("subject").GetString() : "")}{(r.TryGetProperty("why", out var why) ? ": " + why.GetString() : "")}",
                 _ => "",
             };
             return $"{seq} {time} {type,-17} {session,-12} {who,-28} {detail}";
@@ -81,7 +105,7 @@ internal static class ShowCommand
             return "";
         }
 
-        var columns = masked.TryGetProperty("columns", out var c) ? string.Join("; ", c.EnumerateArray().Select(e => e.GetString())) : "";
+        var columns = masked.TryGetProperty("columns", out var c) || masked.TryGetProperty("fields", out c) ? string.Join("; ", c.EnumerateArray().Select(e => e.GetString())) : "";
         var detected = masked.TryGetProperty("detectors", out var d) ? $" detected={d.GetString()}" : "";
         return $"  masked {Get(masked, "values")} values{(columns.Length > 0 ? ": " + columns : "")}{detected}";
     }

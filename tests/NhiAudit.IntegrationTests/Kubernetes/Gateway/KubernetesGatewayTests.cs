@@ -270,6 +270,34 @@ public sealed class KubernetesGatewayTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_records_export_as_Kubernetes_audit_events()
+    {
+        await ApplyAsync();
+        var get = await Kubectl("get", "secret", "db", "-o", "json");
+        Assert.True(get.Succeeded, get.Describe("kubectl get secret"));
+        await _gateway.ReadRecordsAsync();
+
+        var export = await GatewayProcess.RunCliAsync(["show", _gateway.AuditDirectory, "--format", "k8s-audit"]);
+        Assert.True(export.Succeeded, export.Describe("nhiaudit show --format k8s-audit"));
+        var events = export.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement).ToList();
+        Assert.All(events, e =>
+        {
+            Assert.Equal("audit.k8s.io/v1", e.GetProperty("apiVersion").GetString());
+            Assert.Equal("Event", e.GetProperty("kind").GetString());
+        });
+        var read = events.Last(e => e.GetProperty("verb").GetString() == "get" && e.TryGetProperty("objectRef", out var o) && o.GetProperty("resource").GetString() == "secrets");
+        Assert.Equal("db", read.GetProperty("objectRef").GetProperty("name").GetString());
+        Assert.Equal("default", read.GetProperty("objectRef").GetProperty("namespace").GetString());
+        Assert.Equal(200, read.GetProperty("responseStatus").GetProperty("code").GetInt32());
+        Assert.Equal("deploy-job", read.GetProperty("user").GetProperty("username").GetString());
+        Assert.Equal("nhiaudit:deploy-job", read.GetProperty("impersonatedUser").GetProperty("username").GetString());
+        Assert.Equal("ResponseComplete", read.GetProperty("stage").GetString());
+        var create = events.First(e => e.GetProperty("verb").GetString() == "create" && e.GetProperty("objectRef").GetProperty("resource").GetString() == "secrets");
+        Assert.Equal("RequestResponse", create.GetProperty("level").GetString());
+        AssertNoSecret(export.StandardOutput);
+    }
+
+    [Fact]
     public async Task A_patch_of_a_secret_is_recorded_with_its_values_masked()
     {
         await ApplyAsync();
