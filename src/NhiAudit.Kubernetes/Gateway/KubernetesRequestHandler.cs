@@ -38,7 +38,7 @@ internal sealed partial class KubernetesRequestHandler(KubernetesServices servic
         var token = BearerToken(context.Request);
         var authentication = token is null
             ? WorkloadAuthenticationResult.Fail("no bearer token: present the workload token as the bearer token")
-            : await services.Authenticator.AuthenticateAsync(token, context.RequestAborted).ConfigureAwait(false);
+            : await AuthenticateAsync(token, context.RequestAborted).ConfigureAwait(false);
         if (!authentication.Succeeded)
         {
             await AppendAsync("k8s.auth.failed", w =>
@@ -130,7 +130,7 @@ internal sealed partial class KubernetesRequestHandler(KubernetesServices servic
         // 5. Forward, and record what came back.
         try
         {
-            if (context.WebSockets.IsWebSocketRequest)
+            if (context.WebSockets.IsWebSocketRequest && KubernetesStreamRelay.Taps(context, info))
             {
                 await new KubernetesStreamRelay(services, call, info).RunAsync(context).ConfigureAwait(false);
             }
@@ -150,7 +150,8 @@ internal sealed partial class KubernetesRequestHandler(KubernetesServices servic
         var transformer = new KubernetesTransformer(services, call, info);
         var config = new ForwarderRequestConfig
         {
-            ActivityTimeout = info.Verb == "watch" || context.Request.Query.ContainsKey("follow") ? TimeSpan.FromHours(1) : services.Target.Upstream.Timeout,
+            // A watch, a followed log and a port-forward tunnel stay open as long as their client wants.
+            ActivityTimeout = info.Verb == "watch" || context.Request.Query.ContainsKey("follow") || context.WebSockets.IsWebSocketRequest ? TimeSpan.FromHours(1) : services.Target.Upstream.Timeout,
             Version = HttpVersion.Version11,
             VersionPolicy = HttpVersionPolicy.RequestVersionOrLower,
         };
@@ -407,7 +408,7 @@ internal sealed partial class KubernetesRequestHandler(KubernetesServices servic
             {
                 w.WriteString("error"u8, error);
             }
-        }, AuditAppendMode.Request);
+        }, AuditAppendMode.Deferred);
 
     private async Task<long> AppendAsync(string type, Action<Utf8JsonWriter> fields, AuditAppendMode mode)
     {
@@ -415,8 +416,41 @@ internal sealed partial class KubernetesRequestHandler(KubernetesServices servic
         var w = records.Begin(type);
         fields(w);
         var seq = await services.AuditLog.AppendAsync(records.End(), mode).ConfigureAwait(false);
-        await services.AuditLog.CommitAsync().ConfigureAwait(false);
+        if (mode == AuditAppendMode.Request)
+        {
+            // Made as durable as configured before the request goes on; responses ride with the next commit.
+            await services.AuditLog.CommitAsync().ConfigureAwait(false);
+        }
+
         return seq;
+    }
+
+    /// <summary>
+    /// Validates the workload token, or takes a recent validation of the same token: kubectl sends the same token with
+    /// every request, and checking an ES256 or RS256 signature each time would cost more than the rest of the request.
+    /// A cached identity is kept at most five minutes and never past the token's expiry.
+    /// </summary>
+    private async ValueTask<WorkloadAuthenticationResult> AuthenticateAsync(string token, CancellationToken ct)
+    {
+        var now = services.Time.GetUtcNow();
+        if (services.TokenCache.TryGetValue(token, out var cached) && cached.Until > now)
+        {
+            return WorkloadAuthenticationResult.Success(cached.Identity);
+        }
+
+        var result = await services.Authenticator.AuthenticateAsync(token, ct).ConfigureAwait(false);
+        if (result.Identity is { } identity)
+        {
+            if (services.TokenCache.Count >= 10_000)
+            {
+                services.TokenCache.Clear();
+            }
+
+            var until = identity.ExpiresAt < now.AddMinutes(5) ? identity.ExpiresAt : now.AddMinutes(5);
+            services.TokenCache[token] = (identity, until);
+        }
+
+        return result;
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Kubernetes request held for approval {Ticket}: {Action} {Text}")]

@@ -15,4 +15,8 @@ internal sealed record KubernetesServices(
     IApprovalBroker Approvals,
     KubernetesResponseMasker Masker,
     TimeProvider Time,
-    ILogger Logger);
+    ILogger Logger)
+{
+    /// <summary>Recently validated workload tokens and the identity each proved, with when to validate again.</summary>
+    public System.Collections.Concurrent.ConcurrentDictionary<string, (WorkloadIdentity Identity, DateTimeOffset Until)> TokenCache { get; } = new(StringComparer.Ordinal);
+}

@@ -18,6 +18,16 @@ internal sealed class KubernetesStreamRelay(KubernetesServices services, Kuberne
 {
     private const int BufferSize = 64 * 1024;
 
+    /// <summary>
+    /// True when the gateway relays the stream message by message and taps it: exec and attach over a channel protocol.
+    /// Anything else that upgrades (port-forward, whose kubectl 1.31+ form tunnels SPDY inside the WebSocket as
+    /// <c>SPDY/3.1+portforward.k8s.io</c>, a subprotocol .NET's WebSocket types refuse to name) is forwarded as an opaque
+    /// upgraded connection by YARP: recorded as a request, its bytes not inspected.
+    /// </summary>
+    public static bool Taps(HttpContext context, KubernetesRequestInfo info) =>
+        info.Subresource is "exec" or "attach"
+        && context.WebSockets.WebSocketRequestedProtocols.Any(p => p.EndsWith("channel.k8s.io", StringComparison.Ordinal));
+
     public async Task RunAsync(HttpContext context)
     {
         var summary = new KubernetesStreamSummary { Kind = info.Subresource.Length > 0 ? info.Subresource : info.Action };

@@ -480,13 +480,22 @@ public sealed class FakeKubeApiServerTests : IAsyncLifetime
         server.PortForwardTarget = ((IPEndPoint)listener.LocalEndpoint).Port;
         var echo = Task.Run(async () =>
         {
-            using var c = await listener.AcceptTcpClientAsync();
-            var s = c.GetStream();
-            var buffer = new byte[1024];
-            int n;
-            while ((n = await s.ReadAsync(buffer)) > 0)
+            while (true)
             {
-                await s.WriteAsync(Encoding.ASCII.GetBytes("echo:" + Encoding.ASCII.GetString(buffer, 0, n)));
+                var c = await listener.AcceptTcpClientAsync();
+                _ = Task.Run(async () =>
+                {
+                    using (c)
+                    {
+                        var s = c.GetStream();
+                        var buffer = new byte[1024];
+                        int n;
+                        while ((n = await s.ReadAsync(buffer)) > 0)
+                        {
+                            await s.WriteAsync(Encoding.ASCII.GetBytes("echo:" + Encoding.ASCII.GetString(buffer, 0, n)));
+                        }
+                    }
+                });
             }
         });
 
@@ -508,21 +517,28 @@ public sealed class FakeKubeApiServerTests : IAsyncLifetime
             var line = await process.StandardOutput.ReadLineAsync().WaitAsync(Timeout);
             var match = System.Text.RegularExpressions.Regex.Match(line ?? "", @"Forwarding from 127\.0\.0\.1:(\d+) -> 8080");
             Assert.True(match.Success, $"unexpected kubectl output: {line}; errors: {string.Join("\n", server.Errors)}");
-            using var client = new TcpClient();
-            await client.ConnectAsync(IPAddress.Loopback, int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
-            var stream = client.GetStream();
-            await stream.WriteAsync("ping"u8.ToArray());
-            var received = new byte[64];
-            var got = 0;
-            using var cts = new CancellationTokenSource(Timeout);
-            while (got < "echo:ping".Length)
+            var localPort = int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+
+            // Two connections in turn: each is a new error/data stream pair (requestid 0, then 1) on the same SPDY session.
+            foreach (var word in new[] { "ping", "pong" })
             {
-                var n = await stream.ReadAsync(received.AsMemory(got), cts.Token);
-                Assert.True(n > 0, $"connection ended after {got} bytes");
-                got += n;
+                using var client = new TcpClient();
+                await client.ConnectAsync(IPAddress.Loopback, localPort);
+                var stream = client.GetStream();
+                await stream.WriteAsync(Encoding.ASCII.GetBytes(word));
+                var received = new byte[64];
+                var got = 0;
+                using var cts = new CancellationTokenSource(Timeout);
+                while (got < "echo:".Length + word.Length)
+                {
+                    var n = await stream.ReadAsync(received.AsMemory(got), cts.Token);
+                    Assert.True(n > 0, $"connection ended after {got} bytes");
+                    got += n;
+                }
+
+                Assert.Equal("echo:" + word, Encoding.ASCII.GetString(received, 0, got));
             }
 
-            Assert.Equal("echo:ping", Encoding.ASCII.GetString(received, 0, got));
             var pf = server.Requests.Last(q => q.Path.EndsWith("/portforward", StringComparison.Ordinal));
             Assert.Equal("SPDY/3.1+portforward.k8s.io", pf.WebSocketProtocol);
             Assert.Empty(server.Errors);

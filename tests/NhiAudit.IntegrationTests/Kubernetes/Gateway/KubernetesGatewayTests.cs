@@ -270,6 +270,67 @@ public sealed class KubernetesGatewayTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Kubectl_port_forward_works_through_the_gateway_and_is_recorded()
+    {
+        await ApplyAsync();
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        _gateway.Upstream.PortForwardTarget = ((IPEndPoint)listener.LocalEndpoint).Port;
+        _ = Task.Run(async () =>
+        {
+            while (true)
+            {
+                using var connection = await listener.AcceptTcpClientAsync();
+                var stream = connection.GetStream();
+                var buffer = new byte[256];
+                var n = await stream.ReadAsync(buffer);
+                await stream.WriteAsync(Encoding.ASCII.GetBytes("echo:" + Encoding.ASCII.GetString(buffer, 0, n)));
+            }
+        });
+
+        var start = new System.Diagnostics.ProcessStartInfo("kubectl") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in new[] { "--kubeconfig", _kubeconfig, "port-forward", "pod/web", "0:8080" })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var kubectl = System.Diagnostics.Process.Start(start)!;
+        var stderr = kubectl.StandardError.ReadToEndAsync();
+        try
+        {
+            var line = await kubectl.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(20));
+            var match = System.Text.RegularExpressions.Regex.Match(line ?? "", @"Forwarding from 127\.0\.0\.1:(\d+) -> 8080");
+            Assert.True(match.Success, $"kubectl port-forward printed: {line}");
+            using var client = new System.Net.Sockets.TcpClient();
+            await client.ConnectAsync(IPAddress.Loopback, int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+            var stream = client.GetStream();
+            await stream.WriteAsync("ping"u8.ToArray());
+            var received = new byte[64];
+            var got = 0;
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+            while (got < "echo:ping".Length)
+            {
+                var n = await stream.ReadAsync(received.AsMemory(got), timeout.Token);
+                Assert.True(n > 0, "the forwarded connection ended early; kubectl: " + (stderr.IsCompleted ? await stderr : ""));
+                got += n;
+            }
+
+            Assert.Equal("echo:ping", Encoding.ASCII.GetString(received, 0, got));
+        }
+        finally
+        {
+            kubectl.Kill(entireProcessTree: true);
+            await kubectl.WaitForExitAsync();
+        }
+
+        var records = await _gateway.ReadRecordsAsync();
+        var request = records.Single(r => r.Str("type") == "k8s.request" && r.GetProperty("request").GetProperty("subresource").GetString() == "portforward");
+        Assert.Equal("portforward", request.GetProperty("request").GetProperty("action").GetString());
+        Assert.Equal("deploy-job", request.GetProperty("identity").GetProperty("subject").GetString());
+        Assert.Contains(_gateway.Upstream.Requests, r => r.Path.EndsWith("/portforward", StringComparison.Ordinal) && r.ImpersonateUser == "nhiaudit:deploy-job");
+    }
+
+    [Fact]
     public async Task The_records_export_as_Kubernetes_audit_events()
     {
         await ApplyAsync();

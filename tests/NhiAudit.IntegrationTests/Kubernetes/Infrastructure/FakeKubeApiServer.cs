@@ -21,7 +21,8 @@ namespace NhiAudit.IntegrationTests.Kubernetes.Infrastructure;
 /// An in-process Kubernetes API server good enough for the real kubectl (1.32) and KubernetesClient: https with a test
 /// CA, bearer-token authentication, core/v1 discovery, in-memory pods/secrets/configmaps/services/events/namespaces with
 /// get/list/watch/create/update/patch/delete/deletecollection, server-side Tables, pod logs, and pods/exec over the
-/// channel.k8s.io WebSocket protocols (v4, v5) running real local processes. See the Kubernetes README section of the tests.
+/// channel.k8s.io WebSocket protocols (v4, v5) running real local processes, pods/portforward over WebSocket (SPDY/3.1
+/// tunnelled as kubectl ≥ 1.31 sends it, and the v4 channel protocol of KubernetesClient). See Infrastructure/README.md.
 /// </summary>
 public sealed class FakeKubeApiServer : IAsyncDisposable
 {

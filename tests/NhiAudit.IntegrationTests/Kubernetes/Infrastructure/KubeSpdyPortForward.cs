@@ -62,14 +62,12 @@ internal sealed class KubeSpdyPortForward
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var input = new WebSocketByteStream(socket);
         var header = new byte[8];
-        File.AppendAllText("/tmp/spdydebug.txt", $"start {socket.State}\n");
         try
         {
             while (!cts.IsCancellationRequested)
             {
                 if (!await input.ReadExactlyOrEndAsync(header, cts.Token))
                 {
-                    File.AppendAllText("/tmp/spdydebug.txt", $"end {socket.State} {socket.CloseStatus}\n");
                     break;
                 }
 
@@ -80,7 +78,6 @@ internal sealed class KubeSpdyPortForward
                     break;
                 }
 
-                File.AppendAllText("/tmp/spdydebug.txt", $"frame {Convert.ToHexString(header)} {Convert.ToHexString(payload)}\n");
                 if ((header[0] & 0x80) != 0)
                 {
                     var type = BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(2));
@@ -96,10 +93,9 @@ internal sealed class KubeSpdyPortForward
                 }
             }
         }
-        catch (Exception e)
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException or IOException or ObjectDisposedException or SocketException)
         {
-            File.AppendAllText("/tmp/spdydebug.txt", e + "\n");
-            throw;
+            // The tunnel or a TCP connection went away.
         }
         finally
         {
