@@ -202,8 +202,18 @@ internal sealed class KubeExec
                 switch (data[0])
                 {
                     case 0 when stdin && data.Length > 1:
-                        await process.StandardInput.BaseStream.WriteAsync(data.AsMemory(1), cancellationToken);
-                        await process.StandardInput.BaseStream.FlushAsync(cancellationToken);
+                        try
+                        {
+                            await process.StandardInput.BaseStream.WriteAsync(data.AsMemory(1), cancellationToken);
+                            await process.StandardInput.BaseStream.FlushAsync(cancellationToken);
+                        }
+                        catch (IOException)
+                        {
+                            // The command stopped reading (or exited): input is dropped, as a container runtime does;
+                            // the stream stays open for the exit status.
+                            stdin = false;
+                        }
+
                         break;
                     case 255 when protocol == V5 && data.Length > 1 && data[1] == 0 && stdin:
                         process.StandardInput.Close();
