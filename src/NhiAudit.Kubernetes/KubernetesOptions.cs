@@ -52,6 +52,16 @@ public sealed class KubernetesUpstreamOptions
     /// <summary>The API server URL, e.g. <c>https://aks-dns.hcp.westeurope.azmk8s.io:443</c>.</summary>
     public string Server { get; set; } = "";
 
+    /// <summary>
+    /// A kubeconfig file for the gateway's own login (its server, CA, and user: token, client certificate, or an exec or
+    /// auth-provider plugin), read with KubernetesClient. Settings given here (<see cref="Server"/>, <see cref="CaFile"/>,
+    /// <see cref="TokenFile"/>, ...) take precedence. A context that skips TLS verification is refused.
+    /// </summary>
+    public string? Kubeconfig { get; set; }
+
+    /// <summary>The kubeconfig context to use; its current context when unset.</summary>
+    public string? Context { get; set; }
+
     /// <summary>A PEM file of the CA certificates that sign the API server's certificate; the system store when unset.</summary>
     public string? CaFile { get; set; }
 

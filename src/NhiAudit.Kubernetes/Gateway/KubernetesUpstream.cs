@@ -19,13 +19,29 @@ internal sealed class KubernetesUpstream : IDisposable
     private readonly X509Certificate2? _clientCertificate;
     private readonly SemaphoreSlim _tokenLock = new(1, 1);
     private (DateTime Stamp, string Token)? _fileToken;
+    private readonly k8s.Authentication.ITokenProvider? _kubeconfigTokens;
+    private readonly string? _kubeconfigToken;
     private AccessToken? _azureToken;
 
     public KubernetesUpstream(KubernetesUpstreamOptions options, TokenCredential? credential)
     {
-        if (!Uri.TryCreate(options.Server, UriKind.Absolute, out var server) || server.Scheme != Uri.UriSchemeHttps)
+        k8s.KubernetesClientConfiguration? kubeconfig = null;
+        if (options.Kubeconfig is { Length: > 0 } kubeconfigFile)
         {
-            throw new InvalidOperationException($"Kubernetes upstream Server must be an https URL, got '{options.Server}'");
+            kubeconfig = k8s.KubernetesClientConfiguration.BuildConfigFromConfigFile(kubeconfigFile, currentContext: options.Context);
+            if (kubeconfig.SkipTlsVerify)
+            {
+                throw new InvalidOperationException($"the kubeconfig {kubeconfigFile} skips TLS verification of the API server; the gateway refuses to send its credential that way");
+            }
+
+            _kubeconfigTokens = kubeconfig.TokenProvider;
+            _kubeconfigToken = kubeconfig.AccessToken;
+        }
+
+        var serverText = options.Server is { Length: > 0 } configured ? configured : kubeconfig?.Host ?? "";
+        if (!Uri.TryCreate(serverText, UriKind.Absolute, out var server) || server.Scheme != Uri.UriSchemeHttps)
+        {
+            throw new InvalidOperationException($"Kubernetes upstream Server must be an https URL, got '{serverText}'");
         }
 
         if (options.UseAzureIdentity && credential is null)
@@ -42,9 +58,23 @@ internal sealed class KubernetesUpstream : IDisposable
             _trust.ImportFromPemFile(caFile);
         }
 
+        else if (kubeconfig?.SslCaCerts is { Count: > 0 } kubeconfigCa)
+        {
+            _trust = [.. kubeconfigCa];
+        }
+
         if (options.ClientCertificateFile is { Length: > 0 } certificateFile)
         {
             using var pem = X509Certificate2.CreateFromPemFile(certificateFile, options.ClientKeyFile);
+            _clientCertificate = X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
+        }
+        else if (kubeconfig is not null && (kubeconfig.ClientCertificateData is { Length: > 0 } || kubeconfig.ClientCertificateFilePath is { Length: > 0 }))
+        {
+            using var pem = kubeconfig.ClientCertificateData is { Length: > 0 } data
+                ? X509Certificate2.CreateFromPem(
+                    System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(data)),
+                    System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(kubeconfig.ClientCertificateKeyData ?? "")))
+                : X509Certificate2.CreateFromPemFile(kubeconfig.ClientCertificateFilePath!, kubeconfig.ClientKeyFilePath);
             _clientCertificate = X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
         }
 
@@ -124,6 +154,18 @@ internal sealed class KubernetesUpstream : IDisposable
             {
                 _tokenLock.Release();
             }
+        }
+
+        if (_options.TokenFile is null or "" && _kubeconfigTokens is { } provider)
+        {
+            // An exec or auth-provider plugin in the kubeconfig (kubelogin for AKS, say) hands out the token.
+            var header = await provider.GetAuthenticationHeaderAsync(ct).ConfigureAwait(false);
+            return header.Parameter;
+        }
+
+        if (_options.TokenFile is null or "" && _kubeconfigToken is { Length: > 0 } staticToken)
+        {
+            return staticToken;
         }
 
         if (_options.TokenFile is { Length: > 0 } tokenFile)
