@@ -71,6 +71,14 @@ internal sealed partial class KubernetesRequestHandler(KubernetesServices servic
             (approvalId, refusal) = await HoldForApprovalAsync(context, access, decision, call).ConfigureAwait(false);
         }
 
+        if (refusal is null && !info.IsDiscovery && context.Request.Headers.Keys.FirstOrDefault(h => h.StartsWith("Impersonate-", StringComparison.OrdinalIgnoreCase)) is { } impersonation)
+        {
+            // kubectl --as: a workload asking to act as someone else. The gateway names the workload itself; refuse
+            // rather than silently drop the header, so the caller learns why it is not who it asked to be. (Discovery
+            // is answered without the header: kubectl cannot show a refusal of its discovery requests.)
+            refusal = $"the workload may not impersonate ({impersonation}); the gateway sends the workload's own identity to the API server";
+        }
+
         if (refusal is null && IsSpdyUpgrade(context.Request))
         {
             refusal = "this gateway relays exec, attach and port-forward over WebSocket only (SPDY is not inspected): use kubectl 1.31 or newer, or a client that speaks v5.channel.k8s.io";

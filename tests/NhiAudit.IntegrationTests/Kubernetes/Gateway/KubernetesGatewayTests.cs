@@ -196,6 +196,17 @@ public sealed class KubernetesGatewayTests : IAsyncLifetime
         Assert.Equal("protect-kube-system", refused.GetProperty("policy").GetProperty("rule").GetString());
     }
 
+    [Fact]
+    public async Task A_workload_cannot_impersonate_someone_else_through_the_gateway()
+    {
+        var get = await Kubectl("get", "pods", "--as=system:admin", "--as-group=system:masters");
+        Assert.Equal(1, get.ExitCode);
+        Assert.Contains("Error from server (Forbidden)", get.StandardError, StringComparison.Ordinal);
+        Assert.True(get.StandardError.Contains("may not impersonate", StringComparison.Ordinal), get.StandardError);
+        Assert.DoesNotContain(_gateway.Upstream.Requests, r => r.Path.Contains("/pods", StringComparison.Ordinal));
+        Assert.DoesNotContain(_gateway.Upstream.Requests, r => r.ImpersonateUser == "system:admin");
+    }
+
     [Theory]
     [InlineData("garbage")]
     [InlineData("expired")]
