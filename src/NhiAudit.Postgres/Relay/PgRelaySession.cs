@@ -451,9 +451,15 @@ internal sealed partial class PgRelaySession : IDisposable
     {
         using var sessionEnd = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
         var expiresIn = _identity!.ExpiresAt + _services.SessionGrace - _services.TimeProvider.GetUtcNow();
+        var tokenExpired = 0;
         using var expiry = _services.TimeProvider.CreateTimer(
-            static state => ((CancellationTokenSource)state!).Cancel(),
-            sessionEnd,
+            _ =>
+            {
+                // Said here, not judged from the clock afterwards: a timer may fire a hair before the expiry it was set for.
+                Volatile.Write(ref tokenExpired, 1);
+                sessionEnd.Cancel();
+            },
+            null,
             expiresIn > TimeSpan.Zero ? expiresIn : TimeSpan.Zero,
             Timeout.InfiniteTimeSpan);
 
@@ -489,7 +495,7 @@ internal sealed partial class PgRelaySession : IDisposable
             reason = "audit log unavailable";
             await TryWriteFatalAsync(clientOut, "58030", "the audit log cannot be written: " + auditError.Message).ConfigureAwait(false);
         }
-        else if (sessionEnd.IsCancellationRequested && _services.TimeProvider.GetUtcNow() >= _identity.ExpiresAt + _services.SessionGrace)
+        else if (sessionEnd.IsCancellationRequested && Volatile.Read(ref tokenExpired) == 1)
         {
             reason = "workload token expired";
             await TryWriteFatalAsync(clientOut, "28000", $"terminating connection: the workload token expired at {_identity.ExpiresAt:u}; reconnect with a fresh token").ConfigureAwait(false);
