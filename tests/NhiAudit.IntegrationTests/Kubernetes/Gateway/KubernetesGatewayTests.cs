@@ -253,6 +253,21 @@ public sealed class KubernetesGatewayTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Kubectl_attach_is_relayed_recorded_and_governed_like_exec()
+    {
+        await ApplyAsync();
+        var attach = await _gateway.KubectlAsync(_kubeconfig, ["attach", "web", "-i", "-c", "web"], stdin: "echo attached-$((40+2))\nexit\n");
+        Assert.Contains("attached-42", attach.StandardOutput, StringComparison.Ordinal);
+
+        var records = await _gateway.WaitForRecordsAsync(all => all.Any(r => r.Str("type") == "k8s.response" && r.TryGetProperty("stream", out var s) && s.GetProperty("kind").GetString() == "attach"));
+        var request = records.Single(r => r.Str("type") == "k8s.request" && r.GetProperty("request").GetProperty("subresource").GetString() == "attach");
+        Assert.Equal("attach", request.GetProperty("request").GetProperty("action").GetString());
+        var response = records.Single(r => r.Str("type") == "k8s.response" && r.GetProperty("request").GetInt64() == request.GetProperty("seq").GetInt64());
+        var cast = await File.ReadAllTextAsync(response.GetProperty("stream").GetProperty("recording").GetString()!);
+        Assert.Contains("attached-42", cast, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task KubernetesClient_lists_reads_masked_secrets_and_execs_through_the_gateway()
     {
         await ApplyAsync();
