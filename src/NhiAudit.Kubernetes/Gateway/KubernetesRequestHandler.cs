@@ -553,6 +553,4 @@ internal static class KubernetesImpersonation
             yield return new("nhiaudit-reason", Uri.EscapeDataString(reason));
         }
     }
-
-    public static string Describe(IReadOnlyList<string> parts) => string.Join(",", parts.Select(p => p.ToString(CultureInfo.InvariantCulture)));
 }

@@ -19,6 +19,8 @@ internal sealed class KubernetesTransformer(KubernetesServices services, Kuberne
 {
     private const string Protobuf = "application/vnd.kubernetes.protobuf";
 
+    private static readonly byte[] Newline = "\n"u8.ToArray();
+
     private readonly bool _masks = services.Masker.AppliesTo(info);
 
     public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
@@ -232,7 +234,7 @@ internal sealed class KubernetesTransformer(KubernetesServices services, Kuberne
         Merge(report);
         call.Bytes += masked.Length + 1;
         await response.Body.WriteAsync(masked, ct).ConfigureAwait(false);
-        await response.Body.WriteAsync("\n"u8.ToArray(), ct).ConfigureAwait(false);
+        await response.Body.WriteAsync(Newline, ct).ConfigureAwait(false);
         await response.Body.FlushAsync(ct).ConfigureAwait(false);
     }
 

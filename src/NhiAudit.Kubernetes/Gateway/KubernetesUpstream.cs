@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Security;
-using System.Net.WebSockets;
 using System.Security.Cryptography.X509Certificates;
 using Azure.Core;
 
@@ -103,7 +102,7 @@ internal sealed class KubernetesUpstream : IDisposable
         var ssl = new SslClientAuthenticationOptions { TargetHost = Server.IdnHost };
         if (_trust is not null)
         {
-            ssl.RemoteCertificateValidationCallback = (_, certificate, _, errors) => ValidateWithConfiguredCa(certificate, errors);
+            ssl.CertificateChainPolicy = NhiAudit.Tls.TrustedRoots.ChainPolicy(_trust);
         }
 
         if (_clientCertificate is not null)
@@ -112,22 +111,6 @@ internal sealed class KubernetesUpstream : IDisposable
         }
 
         return ssl;
-    }
-
-    /// <summary>Configures an upstream WebSocket (exec, attach, port-forward) like the HTTP client.</summary>
-    public void Configure(ClientWebSocketOptions webSocket)
-    {
-        if (_trust is not null)
-        {
-            webSocket.RemoteCertificateValidationCallback = (_, certificate, _, errors) => ValidateWithConfiguredCa(certificate, errors);
-        }
-
-        if (_clientCertificate is not null)
-        {
-            webSocket.ClientCertificates = [_clientCertificate];
-        }
-
-        webSocket.KeepAliveInterval = TimeSpan.FromSeconds(30);
     }
 
     /// <summary>The gateway's bearer token for the API server, or null when it logs in with a client certificate.</summary>
@@ -181,21 +164,6 @@ internal sealed class KubernetesUpstream : IDisposable
         }
 
         return null;
-    }
-
-    private bool ValidateWithConfiguredCa(X509Certificate? certificate, SslPolicyErrors errors)
-    {
-        if (certificate is null || (errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0 || (errors & SslPolicyErrors.RemoteCertificateNotAvailable) != 0)
-        {
-            return false;
-        }
-
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.AddRange(_trust!);
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        using var leaf = new X509Certificate2(certificate);
-        return chain.Build(leaf);
     }
 
     public void Dispose()

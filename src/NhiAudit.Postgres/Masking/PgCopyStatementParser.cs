@@ -58,6 +58,12 @@ internal static class PgCopyStatementParser
         {
             if (!token.IsComment)
             {
+                if (tokens.Count == 0 && !IsKeyword(sql, token, "copy"))
+                {
+                    // Not a COPY: no need to read the rest of the statement (this runs for every statement while masking).
+                    return PgCopyParseResult.NotCopyToStdout;
+                }
+
                 tokens.Add(token);
             }
         }

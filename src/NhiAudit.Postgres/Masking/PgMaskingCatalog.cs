@@ -404,18 +404,12 @@ internal sealed class PgMaskingCatalog : IAsyncDisposable
 
     private static string?[] ReadTextRow(byte[] body)
     {
-        var count = BinaryPrimitives.ReadInt16BigEndian(body);
-        var values = new string?[count];
-        var offset = 2;
-        for (var i = 0; i < count; i++)
+        var reader = new PgPayloadReader(body, "DataRow");
+        var values = new string?[reader.ReadInt16()];
+        for (var i = 0; i < values.Length; i++)
         {
-            var length = BinaryPrimitives.ReadInt32BigEndian(body.AsSpan(offset));
-            offset += 4;
-            if (length >= 0)
-            {
-                values[i] = Encoding.UTF8.GetString(body, offset, length);
-                offset += length;
-            }
+            var length = reader.ReadInt32();
+            values[i] = length < 0 ? null : Encoding.UTF8.GetString(reader.ReadBytes(length));
         }
 
         return values;

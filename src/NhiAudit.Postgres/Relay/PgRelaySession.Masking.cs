@@ -391,8 +391,7 @@ internal sealed partial class PgRelaySession
     /// </summary>
     private bool InspectRow(byte type, in ReadOnlySequence<byte> frame, PipeWriter clientOut)
     {
-        byte[]? rented = null;
-        var message = frame.IsSingleSegment ? frame.FirstSpan : Contiguous(frame, out rented);
+        var message = Contiguous(frame, out var rented);
         try
         {
             var head = _resultHead;
@@ -435,13 +434,6 @@ internal sealed partial class PgRelaySession
         }
     }
 
-    private static ReadOnlySpan<byte> Contiguous(in ReadOnlySequence<byte> frame, out byte[]? rented)
-    {
-        rented = ArrayPool<byte>.Shared.Rent((int)frame.Length);
-        frame.CopyTo(rented);
-        return rented.AsSpan(0, (int)frame.Length);
-    }
-
     /// <summary>Masks an ErrorResponse or NoticeResponse; true when a replacement was written.</summary>
     private bool MaskServerMessage(in ReadOnlySequence<byte> frame, PipeWriter clientOut, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out byte[]? replacement)
     {
@@ -451,8 +443,7 @@ internal sealed partial class PgRelaySession
             return false;
         }
 
-        byte[]? rented = null;
-        var message = frame.IsSingleSegment ? frame.FirstSpan : Contiguous(frame, out rented);
+        var message = Contiguous(frame, out var rented);
         try
         {
             // The statement the message belongs to: the first open one (an error may come before a skipped Describe's answer).
@@ -479,25 +470,17 @@ internal sealed partial class PgRelaySession
     private void CaptureRow(PendingEntry head, ReadOnlySpan<byte> row)
     {
         var fields = _rowFields;
-        if (row.Length < 7)
+        var reader = new PgPayloadReader(row[5..], "DataRow");
+        var values = new string?[reader.ReadInt16()];
+        for (var i = 0; i < values.Length; i++)
         {
-            return;
-        }
-
-        var count = (row[5] << 8) | row[6];
-        var values = new string?[count];
-        var offset = 7;
-        for (var i = 0; i < count && offset + 4 <= row.Length; i++)
-        {
-            var length = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(row[offset..]);
-            offset += 4;
+            var length = reader.ReadInt32();
             if (length < 0)
             {
                 continue;
             }
 
-            var value = row.Slice(offset, Math.Min(length, row.Length - offset));
-            offset += length;
+            var value = reader.ReadBytes(length);
             var format = fields is not null && i < fields.Length ? fields[i].FormatCode : (short)0;
             var typeOid = fields is not null && i < fields.Length ? fields[i].TypeOid : 0u;
             values[i] = PgParameterRenderer.Render(value, format, typeOid, _target.MaxLoggedParameterChars);

@@ -411,18 +411,20 @@ internal sealed partial class PgRelaySession
     }
 
     /// <summary>The message body after the type byte and length; contiguous, copied into a rented array only when the message spans segments.</summary>
-    private static ReadOnlySpan<byte> Payload(in ReadOnlySequence<byte> message, out byte[]? rented)
+    private static ReadOnlySpan<byte> Payload(in ReadOnlySequence<byte> message, out byte[]? rented) => Contiguous(message.Slice(5), out rented);
+
+    /// <summary>The bytes as one span, copied into a rented array (return it with <see cref="Return"/>) only when they span segments.</summary>
+    private static ReadOnlySpan<byte> Contiguous(ReadOnlySequence<byte> bytes, out byte[]? rented)
     {
-        var body = message.Slice(5);
-        if (body.IsSingleSegment)
+        if (bytes.IsSingleSegment)
         {
             rented = null;
-            return body.FirstSpan;
+            return bytes.FirstSpan;
         }
 
-        rented = ArrayPool<byte>.Shared.Rent((int)body.Length);
-        body.CopyTo(rented);
-        return rented.AsSpan(0, (int)body.Length);
+        rented = ArrayPool<byte>.Shared.Rent((int)bytes.Length);
+        bytes.CopyTo(rented);
+        return rented.AsSpan(0, (int)bytes.Length);
     }
 
     private static void Return(byte[]? rented)

@@ -130,12 +130,7 @@ internal static class UpstreamConnector
             {
                 var roots = new X509Certificate2Collection();
                 roots.ImportFromPemFile(options.CaFile);
-                authentication.CertificateChainPolicy = new X509ChainPolicy
-                {
-                    TrustMode = X509ChainTrustMode.CustomRootTrust,
-                    RevocationMode = X509RevocationMode.NoCheck,
-                };
-                authentication.CertificateChainPolicy.CustomTrustStore.AddRange(roots);
+                authentication.CertificateChainPolicy = NhiAudit.Tls.TrustedRoots.ChainPolicy(roots);
             }
         }
         else
