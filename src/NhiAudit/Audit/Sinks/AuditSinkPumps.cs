@@ -1,0 +1,61 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace NhiAudit.Audit.Sinks;
+
+/// <summary>
+/// The hosted service that runs one <see cref="AuditSinkPump"/> for every registered <see cref="IAuditSink"/>
+/// (<c>AddAuditSink</c>). Resolve it to see each sink's progress and health.
+/// </summary>
+public sealed class AuditSinkPumps : IHostedService, IAsyncDisposable
+{
+    private readonly List<AuditSinkPump> _pumps = [];
+
+    /// <summary>Creates a pump per sink over the log configured in <paramref name="audit"/>.</summary>
+    /// <param name="sinks">The registered sinks.</param>
+    /// <param name="audit">The primary log's options (directory and replica).</param>
+    /// <param name="timeProvider">The clock.</param>
+    /// <param name="loggers">Logger source.</param>
+    public AuditSinkPumps(IEnumerable<IAuditSink> sinks, IOptions<AuditOptions> audit, TimeProvider timeProvider, ILoggerFactory loggers)
+    {
+        ArgumentNullException.ThrowIfNull(sinks);
+        ArgumentNullException.ThrowIfNull(audit);
+        ArgumentNullException.ThrowIfNull(loggers);
+        var options = audit.Value;
+        foreach (var sink in sinks)
+        {
+            _pumps.Add(new AuditSinkPump(
+                sink,
+                new AuditSinkPumpOptions { Directory = Path.GetFullPath(options.Directory), Replica = options.GetReplicaName() },
+                timeProvider,
+                loggers.CreateLogger("NhiAudit.Audit.Sinks." + sink.Name)));
+        }
+    }
+
+    /// <summary>One pump per sink, in registration order.</summary>
+    public IReadOnlyList<AuditSinkPump> Pumps => _pumps;
+
+    /// <inheritdoc />
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        foreach (var pump in _pumps)
+        {
+            pump.Start();
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public async Task StopAsync(CancellationToken cancellationToken) => await DisposeAsync().ConfigureAwait(false);
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var pump in _pumps)
+        {
+            await pump.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+}
