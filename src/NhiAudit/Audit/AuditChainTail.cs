@@ -116,6 +116,45 @@ internal sealed class AuditChainTail
         };
     }
 
+    /// <summary>The seq, hash and time of the last complete record of a closed segment, or null if it has none.</summary>
+    public static (long Sequence, string Hash, DateTimeOffset Time)? ReadLastRecord(string path)
+    {
+        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        var length = RandomAccess.GetLength(handle);
+        var end = LastIndexOfNewline(handle, length) + 1;
+        if (end <= 0)
+        {
+            return null;
+        }
+
+        var start = LastIndexOfNewline(handle, end - 1) + 1;
+        var line = new byte[end - start];
+        ReadExactly(handle, line, start);
+        Span<byte> prev = stackalloc byte[SHA256.HashSizeInBytes];
+        if (!AuditLineParser.TryParse(line.AsSpan(0, line.Length - 1), out var seq, prev, out _) || seq is null)
+        {
+            return null;
+        }
+
+        var reader = new System.Text.Json.Utf8JsonReader(line.AsSpan(0, line.Length - 1));
+        DateTimeOffset time = DateTimeOffset.MaxValue;
+        while (reader.Read())
+        {
+            if (reader.TokenType == System.Text.Json.JsonTokenType.PropertyName && reader.CurrentDepth == 1 && reader.ValueTextEquals("time"u8))
+            {
+                reader.Read();
+                if (reader.TokenType == System.Text.Json.JsonTokenType.String && reader.TryGetDateTimeOffset(out var parsed))
+                {
+                    time = parsed;
+                }
+
+                break;
+            }
+        }
+
+        return (seq.Value, Convert.ToHexStringLower(SHA256.HashData(line)), time);
+    }
+
     /// <summary>The offset of the last newline before <paramref name="before"/>, or -1.</summary>
     private static long LastIndexOfNewline(SafeFileHandle handle, long before)
     {

@@ -20,4 +20,13 @@ public static class AuditProblemKind
 
     /// <summary>A segment ends with an incomplete line, typically a crash in the middle of a write.</summary>
     public const string Torn = "Torn";
+
+    /// <summary>Records at the end of the log that a published checkpoint covers are gone: the tail was cut.</summary>
+    public const string Truncated = "Truncated";
+
+    /// <summary>A checkpoint's signature does not verify, is by an unknown key, or does not match the chain it sits in.</summary>
+    public const string ForgedCheckpoint = "ForgedCheckpoint";
+
+    /// <summary>The published checkpoint given to the verifier belongs to another replica's chain.</summary>
+    public const string WrongChain = "WrongChain";
 }

@@ -1,6 +1,6 @@
 namespace NhiAudit.Audit;
 
-/// <summary>The outcome of <see cref="AuditVerifier.Verify(string)"/>.</summary>
+/// <summary>The outcome of <see cref="AuditVerifier.Verify(string, AuditVerifyOptions?)"/>.</summary>
 public sealed record AuditVerificationResult
 {
     /// <summary><see langword="true"/> when every line of every segment forms one unbroken chain starting at seq 1.</summary>
@@ -17,6 +17,21 @@ public sealed record AuditVerificationResult
     /// record must carry. Publishing it elsewhere lets a later verification detect a cut tail.
     /// </summary>
     public string? LastHash { get; init; }
+
+    /// <summary>The replica named by the log's <c>log.opened</c> records, when they name one.</summary>
+    public string? Replica { get; init; }
+
+    /// <summary>The seq the kept log starts at: 1, or later when retention removed older segments (and said so).</summary>
+    public long FirstSequence { get; init; } = 1;
+
+    /// <summary>How many <c>log.checkpoint</c> records were found in the chain.</summary>
+    public int CheckpointCount { get; init; }
+
+    /// <summary>Whether checkpoint signatures were checked (public keys were given); otherwise only their chain position was.</summary>
+    public bool SignaturesChecked { get; init; }
+
+    /// <summary>When a published checkpoint was given: whether the log still holds the record it covers, unchanged.</summary>
+    public bool? CheckpointMatched { get; init; }
 
     /// <summary>The first problem found; <see langword="null"/> when intact.</summary>
     public AuditVerificationProblem? Problem { get; init; }

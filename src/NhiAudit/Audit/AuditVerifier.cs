@@ -17,13 +17,24 @@ namespace NhiAudit.Audit;
 /// </para>
 /// <para>Segments are streamed line by line, so memory use is bounded by the longest record, not by segment size.</para>
 /// </remarks>
-public static class AuditVerifier
+public static partial class AuditVerifier
 {
-    /// <summary>Verifies the log in <paramref name="directory"/>.</summary>
+    /// <summary>Verifies the hash chain of the log in <paramref name="directory"/>.</summary>
     /// <param name="directory">The directory holding the <c>audit-*.jsonl</c> segments.</param>
     /// <returns>Whether the log is intact and, if not, the first problem.</returns>
     /// <exception cref="DirectoryNotFoundException"><paramref name="directory"/> does not exist.</exception>
-    public static AuditVerificationResult Verify(string directory)
+    public static AuditVerificationResult Verify(string directory) => Verify(directory, null);
+
+    /// <summary>
+    /// Verifies the log in <paramref name="directory"/>: the hash chain, every <c>log.checkpoint</c> record (its place
+    /// in the chain and, given public keys, its signature), segments removed by retention, and optionally a published
+    /// checkpoint the log must still contain.
+    /// </summary>
+    /// <param name="directory">The directory holding the <c>audit-*.jsonl</c> segments.</param>
+    /// <param name="options">Public keys and the published checkpoint; <see langword="null"/> checks the chain only.</param>
+    /// <returns>Whether the log is intact and, if not, the first problem.</returns>
+    /// <exception cref="DirectoryNotFoundException"><paramref name="directory"/> does not exist.</exception>
+    public static AuditVerificationResult Verify(string directory, AuditVerifyOptions? options)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         if (!Directory.Exists(directory))
@@ -33,6 +44,7 @@ public static class AuditVerifier
 
         var segments = AuditSegments.List(directory);
         var chain = new ChainState();
+        var evidence = new EvidenceState(options ?? new AuditVerifyOptions());
         Span<byte> prev = stackalloc byte[SHA256.HashSizeInBytes];
         Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
         using var lines = new AuditLogLines(segments);
@@ -40,13 +52,13 @@ public static class AuditVerifier
         {
             if (!complete)
             {
-                return chain.Failed(Torn(lines, line.Length));
+                return evidence.Result(chain, Torn(lines, line.Length));
             }
 
             SHA256.HashData(line, hash);
             if (!AuditLineParser.TryParse(line[..^1], out var sequence, prev, out var error))
             {
-                return chain.Failed(new AuditVerificationProblem
+                return evidence.Result(chain, new AuditVerificationProblem
                 {
                     File = lines.File,
                     Line = lines.LineNumber,
@@ -56,18 +68,31 @@ public static class AuditVerifier
                 });
             }
 
+            if (lines.Index == 0 && sequence > 1)
+            {
+                // The kept log starts later: retention removed older segments, which a log.retention record must say.
+                chain.StartAfter(sequence.Value - 1, prev);
+                evidence.StartedAt(sequence.Value, prev, lines.File);
+            }
+
             if (sequence == chain.LastSequence + 1 && prev.SequenceEqual(chain.LastHash))
             {
+                if (line.IndexOf("\"type\":\"log."u8) >= 0 && evidence.Inspect(line[..^1], sequence.Value, chain, lines.File, lines.LineNumber) is { } problem)
+                {
+                    return evidence.Result(chain, problem);
+                }
+
                 chain.Accept(sequence.Value, hash, lines.File, lines.LineNumber);
+                evidence.Accepted(sequence.Value, hash, lines.File, lines.LineNumber);
                 continue;
             }
 
             var current = new LineInfo(sequence!.Value, prev.ToArray(), hash.ToArray(), lines.File, lines.LineNumber, lines.Index);
             var next = ReadNext(lines);
-            return chain.Failed(Classify(chain, current, next, segments));
+            return evidence.Result(chain, Classify(chain, current, next, segments));
         }
 
-        return chain.Intact();
+        return evidence.Result(chain, evidence.Finish(chain));
     }
 
     private static AuditVerificationProblem Torn(AuditLogLines lines, int bytes) => new()
@@ -232,6 +257,12 @@ public static class AuditVerifier
 
         public int LastLine { get; private set; }
 
+        public void StartAfter(long sequence, ReadOnlySpan<byte> hash)
+        {
+            LastSequence = sequence;
+            hash.CopyTo(LastHash);
+        }
+
         public void Accept(long sequence, ReadOnlySpan<byte> hash, string file, int line)
         {
             (HashBeforeLast, LastHash) = (LastHash, HashBeforeLast);
@@ -242,11 +273,7 @@ public static class AuditVerifier
             Count++;
         }
 
-        public AuditVerificationResult Intact() => Result(problem: null);
-
-        public AuditVerificationResult Failed(AuditVerificationProblem problem) => Result(problem);
-
-        private AuditVerificationResult Result(AuditVerificationProblem? problem) => new()
+        public AuditVerificationResult Result(AuditVerificationProblem? problem) => new()
         {
             IsIntact = problem is null,
             RecordCount = Count,

@@ -3,6 +3,7 @@ using System.Buffers.Text;
 using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -55,8 +56,16 @@ public sealed class FileAuditLog : IAuditLog
     private readonly IAuditFileWriter _writer;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly SafeFileHandle _handle;
     private readonly SafeFileHandle _directoryLock;
+    private readonly string _directory;
+    private readonly string _replica;
+    private readonly AuditCheckpointSigner? _signer;
+    private readonly bool _ownsSigner;
+    private readonly TimeSpan _checkpointInterval;
+    private readonly long _maxSegmentBytes;
+    private readonly TimeSpan _maxSegmentAge;
+    private readonly TimeSpan? _retention;
+    private SafeFileHandle _handle;
     private readonly byte[] _lastHash;
     private ITimer? _timer;
 
@@ -70,6 +79,13 @@ public sealed class FileAuditLog : IAuditLog
     private bool _truncateBeforeWrite;
     private bool _closing;
     private int _timerRunning;
+
+    // Checkpoints, rotation and retention run on the flush timer, never on an appender's thread.
+    private long _checkpointedSequence;
+    private DateTimeOffset _lastCheckpointTime;
+    private AuditCheckpoint? _checkpointToPublish;
+    private DateTimeOffset _segmentOpenedAt;
+    private DateTimeOffset _lastRetentionCheck;
 
     // Group commit: one leader fsyncs for everyone who wrote before it started.
     private long _syncedSequence;
@@ -86,9 +102,23 @@ public sealed class FileAuditLog : IAuditLog
         AuditChainTail tail,
         TimeProvider time,
         ILogger logger,
-        IAuditFileWriter writer)
+        IAuditFileWriter writer,
+        AuditCheckpointSigner? signer,
+        bool ownsSigner)
     {
         Durability = options.Durability;
+        _directory = Path.GetDirectoryName(segmentPath)!;
+        _replica = options.GetReplicaName();
+        _signer = signer;
+        _ownsSigner = ownsSigner;
+        _checkpointInterval = options.CheckpointInterval;
+        _maxSegmentBytes = options.MaxSegmentBytes;
+        _maxSegmentAge = options.MaxSegmentAge;
+        _retention = options.Retention;
+        _segmentOpenedAt = time.GetUtcNow();
+        _lastCheckpointTime = _segmentOpenedAt;
+        _lastRetentionCheck = DateTimeOffset.MinValue;
+        _checkpointedSequence = tail.LastSequence;
         FlushInterval = options.FlushInterval;
         SegmentPath = segmentPath;
         _handle = handle;
@@ -108,8 +138,17 @@ public sealed class FileAuditLog : IAuditLog
     /// <summary>How often records that nothing waits on are written.</summary>
     public TimeSpan FlushInterval { get; }
 
-    /// <summary>The full path of the segment file this instance writes.</summary>
-    public string SegmentPath { get; }
+    /// <summary>The full path of the segment file this instance writes now (it changes when the segment rotates).</summary>
+    public string SegmentPath { get; private set; }
+
+    /// <summary>The replica name written into <c>log.opened</c> and every checkpoint.</summary>
+    public string Replica => _replica;
+
+    /// <summary>The newest checkpoint this instance wrote, if it signs checkpoints.</summary>
+    public AuditCheckpoint? LastCheckpoint { get; private set; }
+
+    /// <summary>The name of the file next to the segments that holds the newest checkpoint as JSON.</summary>
+    public const string CheckpointFileName = "checkpoint.json";
 
     /// <summary>The seq of the last record appended by this instance or, before the first append, by its predecessors; it may not be written yet.</summary>
     public long LastSequence => Volatile.Read(ref _lastSequence);
@@ -150,15 +189,36 @@ public sealed class FileAuditLog : IAuditLog
     /// <param name="timeProvider">The clock for record times and the flush timer; <see cref="TimeProvider.System"/> by default.</param>
     /// <param name="logger">Receives recovery and write-failure messages.</param>
     /// <exception cref="AuditLogUnavailableException">The directory is unusable, in use by another instance, or its chain cannot be continued.</exception>
-    public static FileAuditLog Open(AuditOptions options, TimeProvider? timeProvider = null, ILogger<FileAuditLog>? logger = null) =>
-        OpenCore(options, timeProvider, logger, RandomAccessAuditFileWriter.Instance);
+    /// <param name="signer">
+    /// Signs checkpoints; when <see langword="null"/>, the key in <see cref="AuditOptions.SigningKeyFile"/> is used if set,
+    /// and otherwise no checkpoints are written. A signer passed in stays the caller's to dispose.
+    /// </param>
+    public static FileAuditLog Open(AuditOptions options, TimeProvider? timeProvider = null, ILogger<FileAuditLog>? logger = null, AuditCheckpointSigner? signer = null) =>
+        OpenCore(options, timeProvider, logger, RandomAccessAuditFileWriter.Instance, signer);
 
     /// <summary>Opens the log with a substitute for the disk, so tests can make writes fail.</summary>
-    internal static FileAuditLog OpenCore(AuditOptions options, TimeProvider? timeProvider, ILogger? logger, IAuditFileWriter writer)
+    internal static FileAuditLog OpenCore(AuditOptions options, TimeProvider? timeProvider, ILogger? logger, IAuditFileWriter writer, AuditCheckpointSigner? signer = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentException.ThrowIfNullOrWhiteSpace(options.Directory, nameof(options));
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.FlushInterval, TimeSpan.Zero, nameof(options));
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.CheckpointInterval, TimeSpan.Zero, nameof(options));
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxSegmentBytes, 4096, nameof(options));
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.MaxSegmentAge, TimeSpan.Zero, nameof(options));
+        var ownsSigner = false;
+        if (signer is null && !string.IsNullOrWhiteSpace(options.SigningKeyFile))
+        {
+            try
+            {
+                signer = AuditCheckpointSigner.FromFile(options.SigningKeyFile);
+                ownsSigner = true;
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException)
+            {
+                throw new AuditLogUnavailableException($"the checkpoint signing key {options.SigningKeyFile} cannot be used: {ex.Message}", ex);
+            }
+        }
+
         var time = timeProvider ?? TimeProvider.System;
         var log = logger ?? NullLogger<FileAuditLog>.Instance;
         var directory = Path.GetFullPath(options.Directory);
@@ -182,7 +242,7 @@ public sealed class FileAuditLog : IAuditLog
             var tail = AuditChainTail.Recover(directory, writer, log);
             segmentPath = Path.Combine(directory, AuditSegments.GetFileName(tail.LastSequence + 1));
             handle = File.OpenHandle(segmentPath, FileMode.CreateNew, FileAccess.Write, FileShare.Read);
-            var auditLog = new FileAuditLog(options, segmentPath, handle, directoryLock, tail, time, log, writer);
+            var auditLog = new FileAuditLog(options, segmentPath, handle, directoryLock, tail, time, log, writer, signer, ownsSigner);
             auditLog.WriteOpenedRecord(tail);
             auditLog._timer = time.CreateTimer(static state => ((FileAuditLog)state!).OnTimer(), auditLog, options.FlushInterval, options.FlushInterval);
             log.LogInformation(
@@ -201,6 +261,11 @@ public sealed class FileAuditLog : IAuditLog
             }
 
             directoryLock.Dispose();
+            if (ownsSigner)
+            {
+                signer?.Dispose();
+            }
+
             if (ex is IOException and not AuditLogUnavailableException || ex is UnauthorizedAccessException)
             {
                 throw new AuditLogUnavailableException($"audit log in {directory} cannot be opened: {ex.Message}", ex);
@@ -335,6 +400,7 @@ public sealed class FileAuditLog : IAuditLog
         {
             try
             {
+                AppendCheckpointLocked();
                 AppendLineLocked(ClosedBody);
                 WritePendingLocked();
             }
@@ -355,8 +421,13 @@ public sealed class FileAuditLog : IAuditLog
             _logger.LogError(ex, "Audit segment {Segment} could not be synced to disk on close", SegmentPath);
         }
 
+        PublishCheckpoint();
         _handle.Dispose();
         _directoryLock.Dispose();
+        if (_ownsSigner)
+        {
+            _signer?.Dispose();
+        }
     }
 
     private static void ValidateBody(ReadOnlySpan<byte> recordBody)
@@ -401,6 +472,13 @@ public sealed class FileAuditLog : IAuditLog
             json.WriteString("type", "log.opened");
             json.WriteString("segment", Path.GetFileName(SegmentPath));
             json.WriteString("durability", Durability.ToString());
+            json.WriteString("replica", _replica);
+            if (_signer is not null)
+            {
+                json.WriteString("checkpointKeyId", _signer.KeyId);
+                json.WriteString("checkpointAlg", _signer.Algorithm);
+            }
+
             json.WriteNumber("pid", Environment.ProcessId);
             json.WriteString("host", Environment.MachineName);
             if (tail.LastSegment is not null && !tail.LastSegmentClosed)
@@ -645,8 +723,19 @@ public sealed class FileAuditLog : IAuditLog
         try
         {
             long target;
+            var now = _time.GetUtcNow();
             lock (_lock)
             {
+                if (_closing)
+                {
+                    return;
+                }
+
+                if (_signer is not null && now - _lastCheckpointTime >= _checkpointInterval)
+                {
+                    AppendCheckpointLocked();
+                }
+
                 if (_pendingLength > 0)
                 {
                     try
@@ -659,20 +748,206 @@ public sealed class FileAuditLog : IAuditLog
                     }
                 }
 
-                if (Durability != AuditDurability.Durable || _syncing || _syncedSequence >= _writtenSequence)
+                if (!_syncing && (_fileOffset >= _maxSegmentBytes || now - _segmentOpenedAt >= _maxSegmentAge) && _fileOffset > 0)
                 {
-                    return;
+                    RotateLocked(now);
                 }
 
-                _syncing = true;
-                target = _writtenSequence;
+                if (Durability != AuditDurability.Durable || _syncing || _syncedSequence >= _writtenSequence)
+                {
+                    target = -1;
+                }
+                else
+                {
+                    _syncing = true;
+                    target = _writtenSequence;
+                }
             }
 
-            RunSyncRound(target);
+            if (target >= 0)
+            {
+                RunSyncRound(target);
+            }
+
+            PublishCheckpoint();
+            if (_retention is { } retention && now - _lastRetentionCheck >= TimeSpan.FromMinutes(1))
+            {
+                _lastRetentionCheck = now;
+                ApplyRetention(now - retention);
+            }
         }
         finally
         {
             Volatile.Write(ref _timerRunning, 0);
+        }
+    }
+
+    /// <summary>
+    /// Appends a signed <c>log.checkpoint</c> record covering the last record, unless nothing but checkpoints came
+    /// since the previous one. The caller holds the lock; the checkpoint is published once written (and synced).
+    /// </summary>
+    private void AppendCheckpointLocked()
+    {
+        _lastCheckpointTime = _time.GetUtcNow();
+        if (_signer is null || _lastSequence <= _checkpointedSequence)
+        {
+            return;
+        }
+
+        var checkpoint = _signer.Sign(_replica, _lastSequence, Convert.ToHexStringLower(_lastHash), _lastCheckpointTime);
+        var body = new ArrayBufferWriter<byte>(512);
+        using (var json = new Utf8JsonWriter(body))
+        {
+            json.WriteStartObject();
+            json.WriteString("type", "log.checkpoint");
+            json.WritePropertyName("checkpoint");
+            checkpoint.WriteTo(json);
+            json.WriteEndObject();
+        }
+
+        _checkpointedSequence = AppendLineLocked(body.WrittenSpan);
+        _checkpointToPublish = checkpoint;
+    }
+
+    /// <summary>
+    /// Writes the newest checkpoint to <see cref="CheckpointFileName"/> once the record that carries it is on disk
+    /// (synced at <see cref="AuditDurability.Durable"/>), so a published checkpoint never claims more than a crash
+    /// leaves behind.
+    /// </summary>
+    private void PublishCheckpoint()
+    {
+        AuditCheckpoint? checkpoint;
+        lock (_lock)
+        {
+            checkpoint = _checkpointToPublish;
+            if (checkpoint is null || _writtenSequence <= checkpoint.Sequence
+                || (Durability == AuditDurability.Durable && _syncedSequence <= checkpoint.Sequence))
+            {
+                return;
+            }
+
+            _checkpointToPublish = null;
+        }
+
+        LastCheckpoint = checkpoint;
+        var path = Path.Combine(_directory, CheckpointFileName);
+        var temporary = path + ".tmp";
+        try
+        {
+            File.WriteAllText(temporary, checkpoint.ToJson() + "\n");
+            File.Move(temporary, path, overwrite: true);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            _logger.LogWarning(ex, "Checkpoint at seq {Sequence} is in the log but could not be written to {Path}", checkpoint.Sequence, path);
+        }
+    }
+
+    /// <summary>
+    /// Closes the current segment (checkpoint, <c>log.rotated</c>, fsync) and continues the chain in a new one that
+    /// starts with <c>log.segment</c>. The caller holds the lock and no fsync round is running.
+    /// </summary>
+    private void RotateLocked(DateTimeOffset now)
+    {
+        SafeFileHandle? next = null;
+        string nextPath;
+        try
+        {
+            AppendCheckpointLocked();
+
+            // The new segment is named after its first record: the one after log.rotated.
+            nextPath = Path.Combine(_directory, AuditSegments.GetFileName(_lastSequence + 2));
+            AppendLineLocked(Encoding.UTF8.GetBytes($"{{\"type\":\"log.rotated\",\"next\":\"{Path.GetFileName(nextPath)}\"}}"));
+            WritePendingLocked();
+            _writer.FlushToDisk(_handle);
+            _syncedSequence = _writtenSequence;
+            next = File.OpenHandle(nextPath, FileMode.CreateNew, FileAccess.Write, FileShare.Read);
+        }
+        catch (Exception ex)
+        {
+            next?.Dispose();
+            _logger.LogError(ex, "Audit segment {Segment} could not be rotated; it stays open", SegmentPath);
+            return;
+        }
+
+        var previous = Path.GetFileName(SegmentPath);
+        _handle.Dispose();
+        _handle = next;
+        SegmentPath = nextPath;
+        _fileOffset = 0;
+        _segmentOpenedAt = now;
+        AppendLineLocked(Encoding.UTF8.GetBytes($"{{\"type\":\"log.segment\",\"previous\":\"{previous}\",\"replica\":{JsonSerializer.Serialize(_replica)}}}"));
+        try
+        {
+            WritePendingLocked();
+        }
+        catch (Exception)
+        {
+            // Logged by WritePendingLocked; the record stays pending and the next write carries it.
+        }
+
+        _logger.LogInformation("Audit log rotated {Previous} to {Segment}", previous, SegmentPath);
+    }
+
+    /// <summary>
+    /// Deletes closed segments whose last record is older than <paramref name="cutoff"/>, oldest first. A
+    /// <c>log.retention</c> record naming them and the last removed record's seq and hash is written (and synced)
+    /// first, so a verifier can tell retention from deletion.
+    /// </summary>
+    private void ApplyRetention(DateTimeOffset cutoff)
+    {
+        var segments = AuditSegments.List(_directory);
+        var current = Path.GetFileName(SegmentPath);
+        var expired = new List<AuditSegment>();
+        (long Sequence, string Hash) through = default;
+        foreach (var segment in segments)
+        {
+            if (segment.Name == current || AuditChainTail.ReadLastRecord(segment.Path) is not { } last || last.Time >= cutoff)
+            {
+                break;
+            }
+
+            expired.Add(segment);
+            through = (last.Sequence, last.Hash);
+        }
+
+        if (expired.Count == 0)
+        {
+            return;
+        }
+
+        var body = new ArrayBufferWriter<byte>(256);
+        using (var json = new Utf8JsonWriter(body))
+        {
+            json.WriteStartObject();
+            json.WriteString("type", "log.retention");
+            json.WriteStartArray("removed");
+            foreach (var segment in expired)
+            {
+                json.WriteStringValue(segment.Name);
+            }
+
+            json.WriteEndArray();
+            json.WriteNumber("throughSeq", through.Sequence);
+            json.WriteString("throughHash", through.Hash);
+            json.WriteString("olderThan", cutoff.UtcDateTime.ToString("O", CultureInfo.InvariantCulture));
+            json.WriteEndObject();
+        }
+
+        try
+        {
+            AppendAsync(body.WrittenMemory).AsTask().GetAwaiter().GetResult();
+        }
+        catch (AuditLogUnavailableException ex)
+        {
+            _logger.LogWarning(ex, "Retention postponed: its record could not be written");
+            return;
+        }
+
+        foreach (var segment in expired)
+        {
+            TryDelete(segment.Path);
+            _logger.LogInformation("Audit segment {Segment} removed by retention", segment.Name);
         }
     }
 }

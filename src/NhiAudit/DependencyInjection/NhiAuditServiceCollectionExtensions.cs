@@ -140,7 +140,8 @@ public static class NhiAuditServiceCollectionExtensions
         services.TryAddSingleton<IAuditLog>(sp => FileAuditLog.Open(
             sp.GetRequiredService<IOptions<AuditOptions>>().Value,
             sp.GetRequiredService<TimeProvider>(),
-            Logger<FileAuditLog>(sp)));
+            Logger<FileAuditLog>(sp),
+            sp.GetService<AuditCheckpointSigner>()));
         return registration;
     }
 

@@ -33,7 +33,7 @@ public sealed class FileAuditLogTests : IDisposable
 
         var opened = Text(lines[0]);
         Assert.StartsWith(
-            $$"""{"seq":1,"prev":"{{Zeros}}","time":"2026-11-28T08:00:00.1234567Z","type":"log.opened","segment":"audit-000000000001.jsonl","durability":"WriteAhead","pid":{{Environment.ProcessId}},"host":""",
+            $$"""{"seq":1,"prev":"{{Zeros}}","time":"2026-11-28T08:00:00.1234567Z","type":"log.opened","segment":"audit-000000000001.jsonl","durability":"WriteAhead","replica":{{System.Text.Json.JsonSerializer.Serialize(Environment.MachineName)}},"pid":{{Environment.ProcessId}},"host":""",
             opened,
             StringComparison.Ordinal);
         Assert.Equal(

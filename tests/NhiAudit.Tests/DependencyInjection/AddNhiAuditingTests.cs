@@ -16,7 +16,10 @@ public sealed class AddNhiAuditingTests : IDisposable
     public AddNhiAuditingTests()
     {
         _issuer = DevelopmentIssuer.LoadOrCreate(_directory.Sub("issuer"));
+        File.WriteAllText(SigningKeyPath, Audit.CheckpointTests.NewKeyPem("ES256"));
     }
+
+    private string SigningKeyPath => _directory.Sub("audit-signing.pem");
 
     public void Dispose()
     {
@@ -35,7 +38,7 @@ public sealed class AddNhiAuditingTests : IDisposable
               "ClockSkew": "00:00:10",
               "SessionGrace": "00:01:00" },
             "Audit": { "Directory": {{Quote(_directory.Sub("audit"))}}, "Durability": "WriteAhead", "OnSinkFailure": "Deny",
-                       "SigningKeyFile": "audit-signing.pem" },
+                       "SigningKeyFile": {{Quote(SigningKeyPath)}} },
             "Postgres": { "Targets": [ { "Name": "orders", "Listen": "127.0.0.1:6432" } ] },
             "Admin": { "Listen": "127.0.0.1:9090" } } }
         """);
@@ -101,7 +104,7 @@ public sealed class AddNhiAuditingTests : IDisposable
         var audit = provider.GetRequiredService<IOptions<AuditOptions>>().Value;
         Assert.Equal(_directory.Sub("audit"), audit.Directory);
         Assert.Equal(AuditDurability.WriteAhead, audit.Durability);
-        Assert.Equal("audit-signing.pem", audit.SigningKeyFile);
+        Assert.Equal(SigningKeyPath, audit.SigningKeyFile);
 
         var root = provider.GetRequiredService<IOptions<NhiAuditOptions>>().Value;
         Assert.Same(identity, root.Identity);
@@ -264,6 +267,10 @@ public sealed class AddNhiAuditingTests : IDisposable
             Assert.IsType<FileAuditLog>(log);
             Assert.Same(log, provider.GetRequiredService<IAuditLog>());
             await log.AppendAsync(Encoding.UTF8.GetBytes("""{"type":"test"}"""));
+
+            // The configured key signs checkpoints: log.opened names it.
+            using var key = AuditCheckpointSigner.FromFile(SigningKeyPath);
+            Assert.Contains($"\"checkpointKeyId\":\"{key.KeyId}\"", File.ReadAllText(((FileAuditLog)log).SegmentPath), StringComparison.Ordinal);
         }
 
         Assert.NotEmpty(Directory.GetFiles(_directory.Sub("audit")));
