@@ -45,6 +45,16 @@ if ! have_cmd kubectl && (( ! check_only )) && command -v npm >/dev/null 2>&1; t
 fi
 have_cmd kubectl || log "WARNING: kubectl not found; the Kubernetes gateway tests will fail"
 
+# Azurite (the Azure Storage emulator) for the Azure Blob sink tests, installed repo-locally from npm. 3.35.0 is the
+# newest that runs on Node 20 (later ones need Node >= 21). The tests look here first, then on PATH.
+AZURITE_PREFIX="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.tools/azurite"
+if [[ ! -x $AZURITE_PREFIX/node_modules/.bin/azurite-blob ]] && (( ! check_only )) && command -v npm >/dev/null 2>&1; then
+    npm install --prefix "$AZURITE_PREFIX" azurite@3.35.0 --no-audit --no-fund --silent >/dev/null 2>&1 \
+        && log "installed azurite 3.35.0 in $AZURITE_PREFIX"
+fi
+[[ -x $AZURITE_PREFIX/node_modules/.bin/azurite-blob ]] || have_cmd azurite-blob \
+    || log "WARNING: azurite-blob not found; the Azure Blob sink tests will fail"
+
 optional=()
 if (( want_bench )); then
     have_cmd hyperfine || optional+=(hyperfine)

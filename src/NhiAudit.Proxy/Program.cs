@@ -7,6 +7,7 @@ var root = new RootCommand("nhiaudit: the NhiAudit reference gateway. Proves wha
     VerifyCommand.Create(),
     TokenCommand.Create(),
     ShowCommand.Create(),
+    SearchCommand.Create(),
     ApprovalsCommand.Create(),
 };
 

@@ -63,6 +63,12 @@ public sealed class AuditLogCursor : IDisposable
                         continue; // still seeking forward inside the segment
                     }
 
+                    if (_lastHash is null && parsed.Sequence > NextSequence && _segment.FirstSequence == parsed.Sequence && IsOldestSegment())
+                    {
+                        // Retention removed everything before this segment; reading starts where the kept log does.
+                        NextSequence = parsed.Sequence;
+                    }
+
                     if (parsed.Sequence != NextSequence || (_lastHash is not null && parsed.Prev != _lastHash))
                     {
                         throw new AuditChainBrokenException(NextSequence, _segment.Name,
@@ -116,6 +122,12 @@ public sealed class AuditLogCursor : IDisposable
         _segment = chosen.Value;
         OpenCurrent();
         return true;
+    }
+
+    private bool IsOldestSegment()
+    {
+        var segments = AuditSegments.List(_directory);
+        return segments.Count > 0 && segments[0].FirstSequence == _segment.FirstSequence;
     }
 
     private AuditSegment? FindSegmentAfter(long firstSequence)
