@@ -144,6 +144,13 @@ public sealed class FileAuditLog : IAuditLog
     /// <summary>The replica name written into <c>log.opened</c> and every checkpoint.</summary>
     public string Replica => _replica;
 
+    /// <summary>
+    /// When set, retention keeps every segment that holds a record above the returned seq: secondary sinks set it to
+    /// the lowest seq they have all received (<see cref="Sinks.AuditSinkPumps"/> does), so a sink that is down never
+    /// loses records to retention.
+    /// </summary>
+    public Func<long>? RetentionFloor { get; set; }
+
     /// <summary>The newest checkpoint this instance wrote, if it signs checkpoints.</summary>
     public AuditCheckpoint? LastCheckpoint { get; private set; }
 
@@ -898,11 +905,12 @@ public sealed class FileAuditLog : IAuditLog
     {
         var segments = AuditSegments.List(_directory);
         var current = Path.GetFileName(SegmentPath);
+        var floor = RetentionFloor?.Invoke() ?? long.MaxValue;
         var expired = new List<AuditSegment>();
         (long Sequence, string Hash) through = default;
         foreach (var segment in segments)
         {
-            if (segment.Name == current || AuditChainTail.ReadLastRecord(segment.Path) is not { } last || last.Time >= cutoff)
+            if (segment.Name == current || AuditChainTail.ReadLastRecord(segment.Path) is not { } last || last.Time >= cutoff || last.Sequence > floor)
             {
                 break;
             }

@@ -24,6 +24,7 @@ public sealed class AuditSinkPump : IAsyncDisposable
     private long _delivered = -1;
     private int _consecutiveFailures;
     private AuditCheckpoint? _unpublishedCheckpoint;
+    private int _disposed;
 
     /// <summary>Creates a pump; call <see cref="Start"/> to run it.</summary>
     /// <param name="sink">The sink to feed.</param>
@@ -78,6 +79,12 @@ public sealed class AuditSinkPump : IAsyncDisposable
     /// <summary>Stops the pump after its current call to the sink.</summary>
     public async ValueTask DisposeAsync()
     {
+        // The host may dispose both the hosted service and the singleton behind it.
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         await _stopping.CancelAsync().ConfigureAwait(false);
         if (_loop is not null)
         {

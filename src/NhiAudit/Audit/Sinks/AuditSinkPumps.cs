@@ -8,7 +8,7 @@ namespace NhiAudit.Audit.Sinks;
 /// The hosted service that runs one <see cref="AuditSinkPump"/> for every registered <see cref="IAuditSink"/>
 /// (<c>AddAuditSink</c>). Resolve it to see each sink's progress and health.
 /// </summary>
-public sealed class AuditSinkPumps : IHostedService, IAsyncDisposable
+public sealed class AuditSinkPumps : IHostedService, IAsyncDisposable, IDisposable
 {
     private readonly List<AuditSinkPump> _pumps = [];
 
@@ -17,7 +17,8 @@ public sealed class AuditSinkPumps : IHostedService, IAsyncDisposable
     /// <param name="audit">The primary log's options (directory and replica).</param>
     /// <param name="timeProvider">The clock.</param>
     /// <param name="loggers">Logger source.</param>
-    public AuditSinkPumps(IEnumerable<IAuditSink> sinks, IOptions<AuditOptions> audit, TimeProvider timeProvider, ILoggerFactory loggers)
+    /// <param name="log">The primary log; when it is a <see cref="FileAuditLog"/>, retention is held back until every sink has what it would delete.</param>
+    public AuditSinkPumps(IEnumerable<IAuditSink> sinks, IOptions<AuditOptions> audit, TimeProvider timeProvider, ILoggerFactory loggers, IAuditLog? log = null)
     {
         ArgumentNullException.ThrowIfNull(sinks);
         ArgumentNullException.ThrowIfNull(audit);
@@ -30,6 +31,12 @@ public sealed class AuditSinkPumps : IHostedService, IAsyncDisposable
                 new AuditSinkPumpOptions { Directory = Path.GetFullPath(options.Directory), Replica = options.GetReplicaName() },
                 timeProvider,
                 loggers.CreateLogger("NhiAudit.Audit.Sinks." + sink.Name)));
+        }
+
+        if (log is FileAuditLog file && _pumps.Count > 0)
+        {
+            // A pump that has not heard from its sink yet reports -1, which keeps everything.
+            file.RetentionFloor = () => _pumps.Min(p => p.DeliveredSequence);
         }
     }
 
@@ -49,6 +56,9 @@ public sealed class AuditSinkPumps : IHostedService, IAsyncDisposable
 
     /// <inheritdoc />
     public async Task StopAsync(CancellationToken cancellationToken) => await DisposeAsync().ConfigureAwait(false);
+
+    /// <inheritdoc />
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
