@@ -32,7 +32,8 @@ pg_start "$work/pg" "$pg_port" "log_statement = 'all'" "log_line_prefix = '%m [%
 
 say "Building the gateway"
 dotnet build src/NhiAudit.Proxy -c Release -nologo -v quiet -warnaserror >/dev/null
-nhiaudit() { dotnet "$ROOT/src/NhiAudit.Proxy/bin/Release/net10.0/NhiAudit.Proxy.dll" "$@"; }
+NHIAUDIT_DLL="$ROOT/src/NhiAudit.Proxy/bin/Release/net10.0/NhiAudit.Proxy.dll"
+nhiaudit() { dotnet "$NHIAUDIT_DLL" "$@"; }
 
 # The embedded default configuration, with only the upstream's address and the gateway's own credential overridden.
 # The gateway's working directory receives audit/ and .nhiaudit/ (dev issuer key, generated TLS certificate).
@@ -47,9 +48,14 @@ export NhiAudit__Policy__Masking__0__Name=pii NhiAudit__Policy__Masking__0__Colu
 export NhiAudit__Policy__Masking__1__Name=cards NhiAudit__Policy__Masking__1__Detectors__0=credit-card NhiAudit__Policy__Masking__1__Strategy=Redact
 admin_port=$(pg_free_port)
 export NhiAudit__Admin__Listen="127.0.0.1:$admin_port"
+# Evidence: this gateway is replica "demo-gw", and an Ed25519 key signs a checkpoint of its chain every 2 seconds.
+openssl genpkey -algorithm ed25519 -out "$work/audit-signing.pem" 2>/dev/null
+openssl pkey -in "$work/audit-signing.pem" -pubout -out "$work/audit-signing.pub.pem"
+export NhiAudit__Audit__Replica=demo-gw NhiAudit__Audit__SigningKeyFile="$work/audit-signing.pem" NhiAudit__Audit__CheckpointInterval=00:00:02
 
 say "Starting the gateway: nhiaudit run (embedded default config) on 127.0.0.1:$gw_port"
-nhiaudit run >"$work/gateway.log" 2>&1 &
+# Started without the shell function so that $! is the gateway itself and `kill` reaches it (a clean stop closes the log).
+dotnet "$NHIAUDIT_DLL" run >"$work/gateway.log" 2>&1 &
 gateway_pid=$!
 for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$gw_port") 2>/dev/null; then break; fi
@@ -114,8 +120,19 @@ say "The audit trail (nhiaudit show audit), without the pgbench records"
 nhiaudit show audit | grep -v 'pgbench_accounts\|← #[0-9]* SELECT 1 rows=1' | head -n 44
 echo "  … $(nhiaudit show audit | wc -l) records in all; raw JSON Lines in $work/gateway/audit"
 
-say "Verifying the hash chain (nhiaudit verify audit)"
-nhiaudit verify audit
+say "Verifying the hash chain and the signed checkpoints (nhiaudit verify audit --public-key KEY --checkpoint FILE)"
+# checkpoint.json is what a sink or witness would hold; here it is copied aside as if it had been published.
+cp audit/checkpoint.json "$work/published-checkpoint.json"
+echo "  published checkpoint: $(cat "$work/published-checkpoint.json")" | cut -c1-160
+nhiaudit verify audit --public-key "$work/audit-signing.pub.pem" --checkpoint "$work/published-checkpoint.json" | sed 's/^/  /'
+
+say "Someone with access to the gateway's disk cuts the last 3 records: the chain alone cannot tell, the checkpoint can"
+# The last records are the final checkpoint and log.closed; with them gone the log looks like one that crashed.
+cp -r audit "$work/audit-cut"
+last_segment=$(ls "$work/audit-cut"/audit-*.jsonl | sort | tail -n 1)
+head -n -3 "$last_segment" > "$work/cut.tmp" && mv "$work/cut.tmp" "$last_segment"
+nhiaudit verify "$work/audit-cut" 2>&1 | head -n 1 | sed 's/^/  without the checkpoint: /'
+nhiaudit verify "$work/audit-cut" --public-key "$work/audit-signing.pub.pem" --checkpoint "$work/published-checkpoint.json" 2>&1 | sed 's/^/  with it: /' || true
 
 if [[ -n ${KEEP:-} ]]; then
     echo; echo "PostgreSQL left running on 127.0.0.1:$pg_port (data in $work/pg); stop it with: eng/pg.sh destroy $work/pg"
