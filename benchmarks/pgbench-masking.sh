@@ -29,6 +29,8 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
+# shellcheck source=benchmarks/lib/gateway.sh
+source benchmarks/lib/gateway.sh
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1 MSBUILDTERMINALLOGGER=off
 
 rounds=3 duration=10 clients=8 threads=2 scale=1 mode=prepared warmup=2
@@ -86,30 +88,14 @@ targets+=("${gw_names[@]}")
 
 work=$(mktemp -d /tmp/nhiaudit-pgbench-masking-XXXXXX)
 chmod 755 "$work"
-declare -A gw_pid=() gw_port=() gw_dir=()
 finished=0
-
-stop_gateway() {
-    local name=$1 pid=${gw_pid[$1]:-}
-    [[ -n $pid ]] || return 0
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        if kill -0 "$pid" 2>/dev/null; then
-            echo "  $name (pid $pid) did not stop within 15 s of SIGTERM; killing it"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    fi
-    wait "$pid" 2>/dev/null || true
-    gw_pid[$name]=
-}
 
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     set +e
-    for name in "${!gw_pid[@]}"; do stop_gateway "$name"; done
+    for name in "${!gw_pid[@]}"; do gw_stop "$name"; done
     if [[ -n ${PG_BIN:-} ]] && declare -F pg_destroy >/dev/null; then
         if (( keep )); then pg_stop "$work/pg" >/dev/null 2>&1; else pg_destroy "$work/pg" >/dev/null 2>&1; fi
     fi
@@ -136,15 +122,10 @@ source eng/pg.sh
 PGBENCH=$PG_BIN/pgbench
 PSQL=$PG_BIN/psql
 
-dll=$ROOT/src/NhiAudit.Proxy/bin/Release/net10.0/NhiAudit.Proxy.dll
+dll=$GW_DLL
 if (( build )); then
     say "Building the gateway (dotnet build src/NhiAudit.Proxy -c Release)"
-    t0=$SECONDS
-    if ! dotnet build src/NhiAudit.Proxy -c Release -nologo -v quiet >"$work/build.log" 2>&1; then
-        grep -E 'error|Error' "$work/build.log" | sort -u | head -n 30
-        fail_setup "the gateway does not build (full log above is cut to the errors)"
-    fi
-    echo "built in $((SECONDS - t0)) s"
+    gw_build "$work/build.log" || fail_setup "the gateway does not build (full log above is cut to the errors)"
 fi
 [[ -f $dll ]] || fail_setup "$dll not found (build it, or drop --no-build)"
 nhiaudit() { dotnet "$dll" "$@"; }
@@ -187,10 +168,6 @@ echo "gateway:     Audit Durability=WriteAhead, no TLS (Tls.Required=false, Upst
 overrides=$(env | grep -E '^(NhiAudit__|DOTNET_)' | grep -v -E '^DOTNET_(CLI_TELEMETRY_OPTOUT|NOLOGO|SKIP_FIRST_TIME_EXPERIENCE)=' | cut -d= -f1 | tr '\n' ' ' || true)
 [[ -n $overrides ]] && echo "             environment also passed to the gateways: $overrides"
 echo "all processes share the same $(nproc) cores as pgbench itself; compare ratios, not absolute TPS"
-load_note() {
-    local load; load=$(cut -d' ' -f1-3 /proc/loadavg)
-    echo "load average ($1): $load$( [[ ${2-} == warn ]] && awk -v l="${load%% *}" -v c="$(nproc)" 'BEGIN { if (l > c / 2) print "  !! the machine is busy with other work: figures not comparable with quiet runs" }')"
-}
 load_note "before starting PostgreSQL" warn
 
 say "Starting PostgreSQL 15"
@@ -219,55 +196,19 @@ for name in "${gw_names[@]}"; do
     dir=$work/$name
     mkdir -p "$dir"
     gw_dir[$name]=$dir
-    cat > "$dir/config.json" <<JSON
-{
-  "Logging": { "LogLevel": { "Default": "Information" } },
-  "NhiAudit": {
-    "DevelopmentIssuer": { "Directory": "$issuer_dir", "Issuer": "https://issuer.local" },
-    "Identity": {
-      "Issuers": [
-        { "Name": "local", "Issuer": "https://issuer.local", "JwksFile": "$issuer_dir/jwks.json", "Audiences": [ "nhiaudit" ] }
-      ]
-    },
-    "Policy": { "Masking": [ ${gw_rules[$name]} ] },
-    "Audit": { "Directory": "$dir/audit", "Durability": "WriteAhead", "OnSinkFailure": "Deny" },
-    "Postgres": {
-      "Targets": [
-        {
-          "Name": "pgbench",
-          "Listen": "127.0.0.1:${gw_port[$name]}",
-          "Upstream": { "Host": "127.0.0.1", "Port": $pg_port, "Username": "app", "Password": "$PG_APP_PASSWORD", "SslMode": "Disable" },
-          "Tls": { "Required": false, "StateDirectory": "$dir/state" }
-        }
-      ]
-    }
-  }
-}
-JSON
+    gw_write_config "$name" "$issuer_dir" "$pg_port" WriteAhead "{ \"Masking\": [ ${gw_rules[$name]} ] }"
 done
 
 # One development issuer for all gateways, so one token works everywhere.
-token=$(nhiaudit token --config "$work/${gw_names[0]}/config.json" --subject pgbench --lifetime "$lifetime" 2>"$work/token.err") \
-    || { cat "$work/token.err"; fail_setup "nhiaudit token failed"; }
-[[ $token == *.*.* ]] || { cat "$work/token.err"; fail_setup "nhiaudit token printed no token"; }
+token=$(gw_mint_token "$work/${gw_names[0]}/config.json" pgbench "$lifetime" "$work/token.err") || fail_setup "nhiaudit token failed"
 echo "token for subject 'pgbench' minted (${#token} chars, valid $lifetime)"
 
-for name in "${gw_names[@]}"; do
-    dir=${gw_dir[$name]}
-    ( cd "$dir"; exec dotnet "$dll" run --config "$dir/config.json" ) >"$dir/gateway.log" 2>&1 &
-    gw_pid[$name]=$!
-done
+for name in "${gw_names[@]}"; do gw_start "$name"; done
 
 # The masking check: one statement through each gateway (psql, simple query protocol) reading filler of aid 1.
 mask_problems=0
 for name in "${gw_names[@]}"; do
-    up=0
-    for _ in $(seq 1 150); do
-        kill -0 "${gw_pid[$name]}" 2>/dev/null || break
-        if (exec 3<>"/dev/tcp/127.0.0.1/${gw_port[$name]}") 2>/dev/null; then up=1; break; fi
-        sleep 0.2
-    done
-    if (( ! up )); then
+    if ! gw_wait_listening "$name"; then
         tail -n 30 "${gw_dir[$name]}/gateway.log"
         fail_setup "$name did not listen on 127.0.0.1:${gw_port[$name]} within 30 s (log above)"
     fi
@@ -423,7 +364,7 @@ for name in "${gw_names[@]}"; do
         cpu=$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / hz }' "/proc/$pid/stat")
         rss=$(awk '/VmHWM/ { printf "%.0f MiB", $2 / 1024 }' "/proc/$pid/status")
     fi
-    stop_gateway "$name"    # graceful stop: everything buffered is on disk before counting
+    gw_stop "$name"    # graceful stop: everything buffered is on disk before counting
     echo "  $name:"
     shopt -s nullglob
     files=("$dir"/audit/audit-*.jsonl)

@@ -401,7 +401,9 @@ internal sealed partial class PgRelaySession
         WriteContext(w);
         fields(w);
         var append = _services.AuditLog.AppendAsync(_requestRecords.End(), AuditAppendMode.Deferred);
-        return append.IsCompletedSuccessfully ? append.Result : append.AsTask().GetAwaiter().GetResult();
+        var seq = append.IsCompletedSuccessfully ? append.Result : append.AsTask().GetAwaiter().GetResult();
+        _batchRequestSeqs.Add(seq);
+        return seq;
     }
 
     private void Enqueue(PendingEntry entry)

@@ -37,6 +37,9 @@ internal sealed partial class PgRelaySession : IDisposable
     private readonly Dictionary<string, PreparedStatement> _statements = new(StringComparer.Ordinal);
     private readonly Dictionary<string, BoundPortal> _portals = new(StringComparer.Ordinal);
     private readonly AuditRecordWriter _requestRecords = new();
+
+    // The request records appended for the batch being read, so that a failed commit can say they were not sent.
+    private readonly List<long> _batchRequestSeqs = [];
     private readonly AuditRecordWriter _responseRecords = new();
 
     private WorkloadIdentity? _identity;
@@ -539,6 +542,7 @@ internal sealed partial class PgRelaySession : IDisposable
             var requestsInBatch = false;
             var terminated = false;
             var held = false;
+            _batchRequestSeqs.Clear();
             try
             {
                 while (!buffer.IsEmpty)
@@ -612,6 +616,7 @@ internal sealed partial class PgRelaySession : IDisposable
             {
                 // Completing with an error drops the batch's buffered bytes unsent: nothing whose record is not
                 // committed reaches the server, even the well-formed messages read before a bad one.
+                RecordBatchNotSent(ex);
                 await upstreamOut.CompleteAsync(ex).ConfigureAwait(false);
                 throw;
             }
@@ -731,6 +736,39 @@ internal sealed partial class PgRelaySession : IDisposable
         }
 
         return await _services.AuditLog.AppendAsync(body, mode).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The batch's request records are already in the chain (they are written once the disk recovers), but their
+    /// statements never reached the server: say so for each, so the log does not read as if they ran.
+    /// </summary>
+    private void RecordBatchNotSent(Exception reason)
+    {
+        foreach (var requestSeq in _batchRequestSeqs)
+        {
+            var w = _requestRecords.Begin("pg.response");
+            w.WritePropertyName("session"u8);
+            w.WriteRawValue(_sessionJson, skipInputValidation: true);
+            w.WriteNumber("request"u8, requestSeq);
+            w.WriteBoolean("executed"u8, false);
+            w.WriteString("severity"u8, "FATAL");
+            w.WriteString("sqlstate"u8, reason is PgProtocolException protocol ? protocol.SqlState : "58030");
+            w.WriteString("error"u8, reason is AuditLogUnavailableException
+                ? "not sent to the server: the audit log could not be written"
+                : "not sent to the server: the session ended on a protocol error in the same batch");
+            try
+            {
+                var append = _services.AuditLog.AppendAsync(_requestRecords.End(), AuditAppendMode.Deferred);
+                if (!append.IsCompletedSuccessfully)
+                {
+                    append.AsTask().GetAwaiter().GetResult();
+                }
+            }
+            catch (AuditLogUnavailableException)
+            {
+                return; // the log is closed: nothing more can be said in it
+            }
+        }
     }
 
     private void WriteContext(Utf8JsonWriter w)
