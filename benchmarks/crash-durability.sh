@@ -84,22 +84,8 @@ load_pid=
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
     local rc=$?
-    trap - EXIT INT TERM
-    set +e
     [[ -n $load_pid ]] && kill -TERM "$load_pid" 2>/dev/null
-    for name in "${!gw_pid[@]}"; do gw_stop "$name"; done
-    if [[ -n ${PG_BIN:-} ]] && declare -F pg_destroy >/dev/null; then
-        if (( keep )); then pg_stop "$work/pg" >/dev/null 2>&1; else pg_destroy "$work/pg" >/dev/null 2>&1; fi
-    fi
-    if (( keep )); then
-        echo "work directory kept: $work (PostgreSQL stopped; remove with: rm -rf $work)"
-    else
-        rm -rf "$work"
-    fi
-    (( finished )) || echo "crash-durability: stopped before the end (exit $rc); partial results in $out"
-    exec 1>&- 2>&-
-    wait "$tee_pid" 2>/dev/null
-    exit "$rc"
+    bench_finish crash-durability "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT

@@ -93,21 +93,7 @@ finished=0
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
     local rc=$?
-    trap - EXIT INT TERM
-    set +e
-    for name in "${!gw_pid[@]}"; do gw_stop "$name"; done
-    if [[ -n ${PG_BIN:-} ]] && declare -F pg_destroy >/dev/null; then
-        if (( keep )); then pg_stop "$work/pg" >/dev/null 2>&1; else pg_destroy "$work/pg" >/dev/null 2>&1; fi
-    fi
-    if (( keep )); then
-        echo "work directory kept: $work (PostgreSQL stopped; remove with: rm -rf $work)"
-    else
-        rm -rf "$work"
-    fi
-    (( finished )) || echo "pgbench-masking: stopped before the end (exit $rc); partial results in $out"
-    exec 1>&- 2>&-
-    wait "$tee_pid" 2>/dev/null
-    exit "$rc"
+    bench_finish pgbench-masking "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT

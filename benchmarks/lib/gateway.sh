@@ -119,3 +119,30 @@ load_note() {
     local load; load=$(cut -d' ' -f1-3 /proc/loadavg)
     echo "load average ($1): $load$( [[ ${2-} == warn ]] && awk -v l="${load%% *}" -v c="$(nproc)" 'BEGIN { if (l > c / 2) print "  !! the machine is busy with other work: figures not comparable with quiet runs" }')"
 }
+
+# The end of every benchmark script, from its EXIT trap: stop the gateways and PostgreSQL (and pgbouncer), keep or
+# remove the work directory, say if the run stopped early, close the log's tee and exit with the script's code.
+# Uses the caller's globals: gw_pid, work, keep, finished, out, tee_pid.
+bench_finish() {
+    local script=$1 rc=$2
+    trap - EXIT INT TERM
+    set +e
+    for name in "${!gw_pid[@]}"; do gw_stop "$name"; done
+    if [[ -n ${PG_BIN:-} ]] && declare -F pg_destroy >/dev/null; then
+        if (( keep )); then
+            declare -F pgbouncer_stop >/dev/null && pgbouncer_stop "$work/pg" >/dev/null 2>&1
+            pg_stop "$work/pg" >/dev/null 2>&1
+        else
+            pg_destroy "$work/pg" >/dev/null 2>&1
+        fi
+    fi
+    if (( keep )); then
+        echo "work directory kept: $work (PostgreSQL stopped; remove with: rm -rf $work)"
+    else
+        rm -rf "$work"
+    fi
+    (( finished )) || echo "$script: stopped before the end (exit $rc); partial results in $out"
+    exec 1>&- 2>&-
+    wait "$tee_pid" 2>/dev/null
+    exit "$rc"
+}
