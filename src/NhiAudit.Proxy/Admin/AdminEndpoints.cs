@@ -8,7 +8,10 @@ using Microsoft.Net.Http.Headers;
 namespace NhiAudit.Proxy.Admin;
 
 /// <summary>
-/// The admin API: <c>GET /healthz</c> (no auth), <c>GET /approvals</c>, <c>POST /approvals/{id}/approve</c> and
+/// The admin API: <c>GET /healthz</c> (the process answers), <c>GET /readyz</c> (503 while the audit log cannot be
+/// written, so a load balancer sends workloads to another replica), <c>GET /checkpoint</c> (the newest signed
+/// checkpoint, for a witness to fetch), <c>GET /sinks</c> (each secondary sink's progress) — these four without
+/// auth, as they carry no secrets — and <c>GET /approvals</c>, <c>POST /approvals/{id}/approve</c> and
 /// <c>POST /approvals/{id}/deny</c> (optional body <c>{"reason": "...", "grantForMinutes": 30}</c>). Approvals need
 /// <c>Authorization: Bearer TOKEN</c>, a workload token whose roles hold the approver role.
 /// </summary>
@@ -17,9 +20,18 @@ internal static class AdminEndpoints
     /// <summary>The longest grant the API accepts in a request body (the broker caps it further by MaxGrant).</summary>
     private const int MaxGrantMinutes = 7 * 24 * 60;
 
-    public static void Map(IEndpointRouteBuilder app, IApprovalBroker broker, IWorkloadAuthenticator authenticator, string approverRole, ILogger logger)
+    public static void Map(IEndpointRouteBuilder app, IApprovalBroker broker, IWorkloadAuthenticator authenticator, string approverRole, ILogger logger, AdminEvidence evidence)
     {
         app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapGet("/readyz", () => evidence.Log is { CanWrite: false }
+            ? Results.Text("the audit log cannot be written; requests are refused", statusCode: StatusCodes.Status503ServiceUnavailable)
+            : Results.Text("ok"));
+        app.MapGet("/checkpoint", () => evidence.Log?.LastCheckpoint is { } checkpoint
+            ? Results.Text(checkpoint.ToJson(), "application/json")
+            : Results.NotFound());
+        app.MapGet("/sinks", () => Results.Json(
+            (evidence.Sinks?.Pumps ?? []).Select(p => new { name = p.Sink.Name, deliveredSequence = p.DeliveredSequence, healthy = p.IsHealthy, lastCheckpoint = p.LastPublishedCheckpoint?.Sequence }).ToList(),
+            AdminJson.Options));
 
         app.MapGet("/approvals", async (HttpContext context) =>
         {

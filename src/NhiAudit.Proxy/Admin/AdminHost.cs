@@ -33,9 +33,10 @@ internal sealed class AdminHost : IAsyncDisposable
     /// <param name="authenticator">Validates approvers' bearer tokens.</param>
     /// <param name="approverRole">The role an approver's token must hold.</param>
     /// <param name="loggerFactory">The gateway's logging; none when null.</param>
+    /// <param name="evidence">The log and sinks that <c>/readyz</c>, <c>/checkpoint</c> and <c>/sinks</c> report on.</param>
     /// <param name="cancellationToken">Cancels the start.</param>
     /// <exception cref="FormatException">Listen is not <c>ip:port</c>.</exception>
-    public static async Task<AdminHost> StartAsync(AdminOptions options, IApprovalBroker broker, IWorkloadAuthenticator authenticator, string approverRole, ILoggerFactory? loggerFactory = null, CancellationToken cancellationToken = default)
+    public static async Task<AdminHost> StartAsync(AdminOptions options, IApprovalBroker broker, IWorkloadAuthenticator authenticator, string approverRole, ILoggerFactory? loggerFactory = null, AdminEvidence? evidence = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(broker);
@@ -76,7 +77,7 @@ internal sealed class AdminHost : IAsyncDisposable
 
         var app = builder.Build();
         app.UseRouting();
-        AdminEndpoints.Map(app, broker, authenticator, approverRole, (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("NhiAudit.Proxy.Admin"));
+        AdminEndpoints.Map(app, broker, authenticator, approverRole, (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("NhiAudit.Proxy.Admin"), evidence ?? new AdminEvidence(null, null));
         try
         {
             await app.StartAsync(cancellationToken).ConfigureAwait(false);

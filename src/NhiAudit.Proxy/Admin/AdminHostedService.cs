@@ -1,6 +1,8 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using NhiAudit.Audit;
+using NhiAudit.Audit.Sinks;
 using NhiAudit.Identity;
 
 namespace NhiAudit.Proxy.Admin;
@@ -11,7 +13,9 @@ internal sealed class AdminHostedService(
     IApprovalBroker broker,
     IWorkloadAuthenticator authenticator,
     IOptions<IdentityOptions> identity,
-    ILoggerFactory loggerFactory) : IHostedService, IAsyncDisposable
+    ILoggerFactory loggerFactory,
+    IAuditLog auditLog,
+    AuditSinkPumps? sinks = null) : IHostedService, IAsyncDisposable
 {
     private AdminHost? _host;
 
@@ -19,7 +23,7 @@ internal sealed class AdminHostedService(
     public Uri? Address => _host?.Address;
 
     public async Task StartAsync(CancellationToken cancellationToken) =>
-        _host = await AdminHost.StartAsync(options, broker, authenticator, identity.Value.ApproverRole, loggerFactory, cancellationToken).ConfigureAwait(false);
+        _host = await AdminHost.StartAsync(options, broker, authenticator, identity.Value.ApproverRole, loggerFactory, new AdminEvidence(auditLog as FileAuditLog, sinks), cancellationToken).ConfigureAwait(false);
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {

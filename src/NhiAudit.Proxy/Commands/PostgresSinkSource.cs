@@ -1,25 +1,33 @@
-using NhiAudit.Audit;
+using NhiAudit.Sinks.Postgres;
 
 namespace NhiAudit.Proxy.Commands;
 
-/// <summary>Reads records back from a PostgreSQL sink for <c>nhiaudit search</c>.</summary>
+/// <summary>Reads records back from a PostgreSQL sink (NhiAudit.Sinks.Postgres) for <c>nhiaudit search</c>: one stream per replica, each in chain order.</summary>
 internal static class PostgresSinkSource
 {
-    public static async IAsyncEnumerable<SearchCommand.SearchHit> ReadAsync(
+    public static async Task<(List<IAsyncEnumerable<SearchCommand.SearchHit>> Sources, IAsyncDisposable Owner)> OpenAsync(
         string connectionString,
         string? replica,
         DateTimeOffset? since,
         DateTimeOffset? until,
-        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+        CancellationToken cancellationToken)
     {
-        _ = (connectionString, replica, since, until);
-        await Task.CompletedTask.ConfigureAwait(false);
-        cancellationToken.ThrowIfCancellationRequested();
-        throw new NotSupportedException("reading a PostgreSQL sink is not wired yet");
-#pragma warning disable CS0162 // the iterator needs a yield
-        yield break;
-#pragma warning restore CS0162
+        var reader = new PostgresAuditSinkReader(new PostgresSinkOptions { ConnectionString = connectionString, CreateSchema = false });
+        var replicas = replica is not null ? [replica] : await reader.ListReplicasAsync(cancellationToken).ConfigureAwait(false);
+        var sources = replicas.Select(name => Read(reader, name, since, until, cancellationToken)).ToList();
+        return (sources, reader);
     }
 
-    internal static AuditLogEntry? None => null;
+    private static async IAsyncEnumerable<SearchCommand.SearchHit> Read(
+        PostgresAuditSinkReader reader,
+        string replica,
+        DateTimeOffset? since,
+        DateTimeOffset? until,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await foreach (var record in reader.ReadRecordsAsync(replica, 1, since, until, cancellationToken).ConfigureAwait(false))
+        {
+            yield return new SearchCommand.SearchHit(record.Replica, record.Entry);
+        }
+    }
 }

@@ -43,10 +43,17 @@ internal static class RunCommand
         });
         builder.Logging.AddConfiguration(configuration.GetSection("Logging"));
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
-        builder.Services
+        var engine = builder.Services
             .AddNhiAuditing(section)
             .AddPostgres(section.GetSection("Postgres"))
             .AddKubernetes(section.GetSection("Kubernetes"));
+        if (!string.IsNullOrWhiteSpace(section["Approvals:Postgres:ConnectionString"]))
+        {
+            // Replicas share held requests through PostgreSQL: an approval given on any replica releases them.
+            engine.AddPostgresApprovals(section.GetSection("Approvals:Postgres"));
+        }
+
+        engine.AddConfiguredEvidence(section);
 
         var postgres = section.GetSection("Postgres").Get<PostgresOptions>();
         var kubernetes = section.GetSection("Kubernetes").Get<NhiAudit.Kubernetes.KubernetesOptions>();

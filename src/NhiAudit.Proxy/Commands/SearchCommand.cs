@@ -54,18 +54,39 @@ internal static class SearchCommand
                 sources.Add(ReadDirectoryAsync(dir.FullName, cancellationToken));
             }
 
-            if (parse.GetValue(postgres) is { Length: > 0 } connectionString)
+            IAsyncDisposable? sink = null;
+            try
             {
-                sources.Add(PostgresSinkSource.ReadAsync(connectionString, filter.Replica, filter.Since, filter.Until, cancellationToken));
-            }
+                if (parse.GetValue(postgres) is { Length: > 0 } connectionString)
+                {
+                    try
+                    {
+                        var opened = await PostgresSinkSource.OpenAsync(connectionString, filter.Replica, filter.Since, filter.Until, cancellationToken).ConfigureAwait(false);
+                        sink = opened.Owner;
+                        sources.AddRange(opened.Sources);
+                    }
+                    catch (Exception ex) when (ex is Npgsql.NpgsqlException or ArgumentException or InvalidOperationException)
+                    {
+                        Console.Error.WriteLine($"nhiaudit search: the PostgreSQL sink cannot be read: {ex.Message}");
+                        return 2;
+                    }
+                }
 
-            if (sources.Count == 0)
+                if (sources.Count == 0 && parse.GetValue(postgres) is null)
+                {
+                    Console.Error.WriteLine("nhiaudit search: give at least one audit directory or --postgres");
+                    return 2;
+                }
+
+                return await PrintAsync(sources, filter, parse.GetValue(json), cancellationToken).ConfigureAwait(false);
+            }
+            finally
             {
-                Console.Error.WriteLine("nhiaudit search: give at least one audit directory or --postgres");
-                return 2;
+                if (sink is not null)
+                {
+                    await sink.DisposeAsync().ConfigureAwait(false);
+                }
             }
-
-            return await PrintAsync(sources, filter, parse.GetValue(json), cancellationToken).ConfigureAwait(false);
         });
         return command;
     }

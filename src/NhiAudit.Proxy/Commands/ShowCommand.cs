@@ -80,6 +80,11 @@ internal static class ShowCommand
                 "k8s.auth.failed" => $"{Get(r.GetProperty("request"), "client")} {Get(r.GetProperty("request"), "uri")}: {Get(r, "error")}",
                 "k8s.approval.requested" => $"HELD {Get(r, "approval")} rule={Get(r, "rule")} {Shorten(Get(r, "text"))}",
                 "k8s.approval.decided" or "pg.approval.decided" => $"{Get(r, "approval")} {Get(r, "state")}{(r.TryGetProperty("decidedBy", out var by) ? " by " + by.GetProperty("subject").GetString() : "")}{(r.TryGetProperty("why", out var why) ? ": " + why.GetString() : "")}",
+                "log.checkpoint" when r.TryGetProperty("checkpoint", out var checkpoint) => $"signed ({Get(checkpoint, "alg")}, key {Get(checkpoint, "keyId")}): seq={Get(checkpoint, "seq")} hash={Get(checkpoint, "hash")[..Math.Min(16, Get(checkpoint, "hash").Length)]}…",
+                "log.opened" => $"{Get(r, "segment")} replica={Get(r, "replica")} {Get(r, "durability")}{(r.TryGetProperty("previousClosed", out _) ? " (previous run did not close the log)" : "")}",
+                "log.rotated" => $"→ {Get(r, "next")}",
+                "log.segment" => $"continues {Get(r, "previous")}",
+                "log.retention" => $"removed {Get(r, "removed")} through seq={Get(r, "throughSeq")}",
                 _ => "",
             };
             return $"{seq} {time} {type,-17} {session,-12} {who,-28} {detail}";

@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -21,10 +19,6 @@ public sealed class InMemoryApprovalBroker : IApprovalBroker, IDisposable
     /// <summary>How many decided tickets <see cref="Find"/> still knows.</summary>
     public const int DecidedCapacity = 1000;
 
-    private const string IdAlphabet = "abcdefghijkmnpqrstuvwxyz23456789";
-    private const int IdLength = 10;
-    private static readonly TimeSpan WebhookTimeout = TimeSpan.FromSeconds(5);
-
     private readonly object _gate = new();
     private readonly Dictionary<string, PendingEntry> _pending = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ApprovalTicket> _decided = new(StringComparer.Ordinal);
@@ -33,9 +27,7 @@ public sealed class InMemoryApprovalBroker : IApprovalBroker, IDisposable
     private readonly ApprovalOptions _options;
     private readonly TimeProvider _timeProvider;
     private readonly ILogger _logger;
-    private readonly HttpClient? _http;
-    private readonly bool _ownsHttp;
-    private readonly Uri? _webhook;
+    private readonly ApprovalWebhook _webhook;
     private bool _disposed;
 
     /// <summary>Creates the broker.</summary>
@@ -55,12 +47,7 @@ public sealed class InMemoryApprovalBroker : IApprovalBroker, IDisposable
 
         _timeProvider = timeProvider ?? TimeProvider.System;
         _logger = logger ?? NullLogger.Instance;
-        if (!string.IsNullOrWhiteSpace(_options.WebhookUrl))
-        {
-            _webhook = new Uri(_options.WebhookUrl, UriKind.Absolute);
-            _http = httpClient ?? new HttpClient();
-            _ownsHttp = httpClient is null;
-        }
+        _webhook = new ApprovalWebhook(_options, _logger, httpClient);
     }
 
     /// <inheritdoc />
@@ -132,11 +119,7 @@ public sealed class InMemoryApprovalBroker : IApprovalBroker, IDisposable
         }
 
         _logger.LogInformation("Approval {Ticket} pending for {Identity} under rule {Rule}: {Action} on {Target} (expires {ExpiresAt:O})", ticket.Id, request.Identity.DisplayName, rule, request.Action, request.Target, ticket.ExpiresAt);
-        if (_webhook is not null)
-        {
-            _ = Task.Run(() => NotifyAsync(ticket));
-        }
-
+        _webhook.Announce(ticket);
         return ticket;
     }
 
@@ -165,10 +148,7 @@ public sealed class InMemoryApprovalBroker : IApprovalBroker, IDisposable
     {
         ArgumentNullException.ThrowIfNull(ticketId);
         ArgumentNullException.ThrowIfNull(approver);
-        if (grantFor is { } requested && requested < TimeSpan.Zero)
-        {
-            throw new ArgumentOutOfRangeException(nameof(grantFor), grantFor, "A grant period must not be negative.");
-        }
+        ApprovalDecisionRules.ThrowIfInvalidGrantPeriod(grantFor);
 
         PendingEntry entry;
         ApprovalTicket decided;
@@ -176,21 +156,20 @@ public sealed class InMemoryApprovalBroker : IApprovalBroker, IDisposable
         {
             if (!_pending.TryGetValue(ticketId, out entry!))
             {
-                throw new KeyNotFoundException($"No pending approval ticket '{ticketId}'.");
+                throw ApprovalDecisionRules.NotPending(ticketId);
             }
 
             var identity = entry.Ticket.Request.Identity;
-            if (string.Equals(identity.Subject, approver.Subject, StringComparison.Ordinal) && string.Equals(identity.Issuer, approver.Issuer, StringComparison.Ordinal))
+            if (ApprovalDecisionRules.IsOwnRequest(identity, approver))
             {
-                throw new UnauthorizedAccessException("a workload never approves its own request");
+                throw ApprovalDecisionRules.OwnRequestRefusal();
             }
 
             var now = _timeProvider.GetUtcNow();
-            DateTimeOffset? grantUntil = null;
-            if (approve && grantFor is { } period && period > TimeSpan.Zero && _options.MaxGrant > TimeSpan.Zero)
+            var grantUntil = ApprovalDecisionRules.GrantUntil(approve, grantFor, now, _options.MaxGrant);
+            if (grantUntil is { } grantEnd)
             {
-                grantUntil = now + (period < _options.MaxGrant ? period : _options.MaxGrant);
-                _grants[new GrantKey(identity.Subject, identity.Issuer, entry.Ticket.Rule)] = new StandingGrant(grantUntil.Value, ticketId, approver, reason);
+                _grants[new GrantKey(identity.Subject, identity.Issuer, entry.Ticket.Rule)] = new StandingGrant(grantEnd, ticketId, approver, reason);
             }
 
             decided = entry.Ticket with
@@ -245,10 +224,7 @@ public sealed class InMemoryApprovalBroker : IApprovalBroker, IDisposable
             entry.Completion.TrySetResult(ticket);
         }
 
-        if (_ownsHttp)
-        {
-            _http?.Dispose();
-        }
+        _webhook.Dispose();
     }
 
     private void TimeOut(string ticketId)
@@ -283,68 +259,14 @@ public sealed class InMemoryApprovalBroker : IApprovalBroker, IDisposable
 
     private string NewId()
     {
-        Span<byte> random = stackalloc byte[IdLength];
-        Span<char> id = stackalloc char[IdLength];
         while (true)
         {
-            RandomNumberGenerator.Fill(random);
-            for (var i = 0; i < IdLength; i++)
+            var id = ApprovalDecisionRules.NewTicketId();
+            if (!_pending.ContainsKey(id) && !_decided.ContainsKey(id))
             {
-                id[i] = IdAlphabet[random[i] & 31];
-            }
-
-            var text = new string(id);
-            if (!_pending.ContainsKey(text) && !_decided.ContainsKey(text))
-            {
-                return text;
+                return id;
             }
         }
-    }
-
-    private async Task NotifyAsync(ApprovalTicket ticket)
-    {
-        try
-        {
-            using var timeout = new CancellationTokenSource(WebhookTimeout);
-            using var content = new ByteArrayContent(Notice(ticket));
-            content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
-            using var response = await _http!.PostAsync(_webhook, content, timeout.Token).ConfigureAwait(false);
-            if (!response.IsSuccessStatusCode)
-            {
-                _logger.LogWarning("Approval webhook for {Ticket} answered {Status}", ticket.Id, (int)response.StatusCode);
-            }
-        }
-        catch (Exception ex)
-        {
-            _logger.LogWarning(ex, "Approval webhook for {Ticket} failed: {Message}", ticket.Id, ex.Message);
-        }
-    }
-
-    /// <summary>The webhook's JSON notice for a new held request.</summary>
-    internal static byte[] Notice(ApprovalTicket ticket)
-    {
-        using var buffer = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(buffer))
-        {
-            writer.WriteStartObject();
-            writer.WriteString("id", ticket.Id);
-            writer.WriteString("rule", ticket.Rule);
-            writer.WriteString("sessionId", ticket.SessionId);
-            writer.WriteString("protocol", ticket.Request.Protocol);
-            writer.WriteString("target", ticket.Request.Target);
-            writer.WriteString("action", ticket.Request.Action);
-            writer.WriteString("text", ticket.Request.Text);
-            writer.WriteStartObject("identity");
-            writer.WriteString("subject", ticket.Request.Identity.Subject);
-            writer.WriteString("name", ticket.Request.Identity.DisplayName);
-            writer.WriteString("kind", ticket.Request.Identity.Kind.ToString());
-            writer.WriteEndObject();
-            writer.WriteString("requestedAt", ticket.RequestedAt);
-            writer.WriteString("expiresAt", ticket.ExpiresAt);
-            writer.WriteEndObject();
-        }
-
-        return buffer.ToArray();
     }
 
     private readonly record struct GrantKey(string Subject, string Issuer, string Rule);

@@ -151,6 +151,9 @@ public sealed class FileAuditLog : IAuditLog
     /// </summary>
     public Func<long>? RetentionFloor { get; set; }
 
+    /// <summary>False while writes fail (full disk, I/O error): request records cannot be written and requests are refused.</summary>
+    public bool CanWrite => !Volatile.Read(ref _writeFailing);
+
     /// <summary>The newest checkpoint this instance wrote, if it signs checkpoints.</summary>
     public AuditCheckpoint? LastCheckpoint { get; private set; }
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Security.Cryptography;
+using System.Text.Json;
 using NhiAudit.Audit;
 using NhiAudit.IntegrationTests.Gateway;
 using NhiAudit.IntegrationTests.Infrastructure;
@@ -35,10 +36,12 @@ public sealed class PostgresSinkWitnessTests(PostgresServerFixture fixture)
         }
 
         var auditDirectory = Path.Combine(directory, "audit");
+        var adminPort = FreePort.Get();
         await using (var gateway = await GatewayProcess.StartAsync(fixture.Server, directory, configure: section =>
         {
             section["Audit"] = new { Directory = auditDirectory, Durability = "WriteAhead", Replica = "gw-witness", SigningKeyFile = keyFile, CheckpointInterval = "00:00:00.500" };
             section["Sinks"] = new { Postgres = new { ConnectionString = sinkConnection } };
+            section["Admin"] = new { Listen = $"127.0.0.1:{adminPort.ToString(CultureInfo.InvariantCulture)}" };
         }))
         {
             var token = await gateway.MintTokenAsync("release-job");
@@ -52,6 +55,18 @@ public sealed class PostgresSinkWitnessTests(PostgresServerFixture fixture)
 
             // The sink catches up with the log, checkpoints included.
             await WaitForAsync(async () => await CheckpointCountAsync(sinkConnection) > 0 && await MaxSeqAsync(sinkConnection) >= LastSequence(auditDirectory) - 2);
+
+            // The admin API shows the same: the sink's progress, and the newest checkpoint for a witness to fetch.
+            using var admin = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{adminPort.ToString(CultureInfo.InvariantCulture)}/") };
+            using var sinks = JsonDocument.Parse(await admin.GetStringAsync(new Uri("sinks", UriKind.Relative)));
+            var postgres = Assert.Single(sinks.RootElement.EnumerateArray());
+            Assert.Equal("postgres", postgres.GetProperty("name").GetString());
+            Assert.True(postgres.GetProperty("healthy").GetBoolean());
+            Assert.True(postgres.GetProperty("deliveredSequence").GetInt64() > 20);
+            var fetched = AuditCheckpoint.Parse(await admin.GetStringAsync(new Uri("checkpoint", UriKind.Relative)));
+            using var key = AuditCheckpointVerifier.FromFile(publicKey);
+            Assert.True(key.Verify(fetched));
+            Assert.Equal("gw-witness", fetched.Replica);
         }
 
         var search = await GatewayProcess.RunCliAsync(["search", "--postgres", sinkConnection, "--identity", "release-job", "--protocol", "postgres", "--action", "SELECT"]);

@@ -25,8 +25,14 @@ public sealed class FullDiskTests(PostgresServerFixture fixture)
         var directory = Path.Combine(PostgresServer.TempRoot, "gwp-fulldisk-" + Guid.NewGuid().ToString("N")[..6]);
         await using var filesystem = await SmallTmpfs.MountAsync(Path.Combine(directory, "logfs"), "2m");
         var auditDirectory = Path.Combine(filesystem.MountPoint, "audit");
+        var adminPort = FreePort.Get();
         await using var gateway = await GatewayProcess.StartAsync(fixture.Server, directory, "WriteAhead", section =>
-            section["Audit"] = new { Directory = auditDirectory, Durability = "WriteAhead" });
+        {
+            section["Audit"] = new { Directory = auditDirectory, Durability = "WriteAhead" };
+            section["Admin"] = new { Listen = $"127.0.0.1:{adminPort.ToString(System.Globalization.CultureInfo.InvariantCulture)}" };
+        });
+        using var admin = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{adminPort.ToString(System.Globalization.CultureInfo.InvariantCulture)}/") };
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await admin.GetAsync(new Uri("readyz", UriKind.Relative))).StatusCode);
         var token = await gateway.MintTokenAsync("full-disk-job");
         var connectionString = $"Host=127.0.0.1;Port={gateway.Port};Username=ci-job;Password={token};Database=app;SSL Mode=Disable;Pooling=false";
 
@@ -72,6 +78,11 @@ public sealed class FullDiskTests(PostgresServerFixture fixture)
             Assert.Equal(AuditLogUnavailable, loginRefusal.SqlState);
         }
 
+        // A load balancer sees it too: the replica is not ready while its log cannot be written.
+        var notReady = await admin.GetAsync(new Uri("readyz", UriKind.Relative));
+        Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, notReady.StatusCode);
+        Assert.Contains("audit log cannot be written", await notReady.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
         var refusedStatement = $"INSERT INTO {table} VALUES ({refusedValue})";
         Assert.Equal(0, await fixture.Server.ExecuteScalarIntAsync($"SELECT count(*) FROM {table} WHERE id = {refusedValue}"));
         Assert.DoesNotContain(refusedStatement, await fixture.Server.ReadLogAsync(), StringComparison.Ordinal);
@@ -83,6 +94,8 @@ public sealed class FullDiskTests(PostgresServerFixture fixture)
             await afterRecovery.OpenAsync();
             await ExecuteAsync(afterRecovery, $"INSERT INTO {table} VALUES (1000)");
         }
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await admin.GetAsync(new Uri("readyz", UriKind.Relative))).StatusCode);
 
         // Everything before the refusal and the statement after recovery ran; nothing else did.
         Assert.Equal(refusedValue + 1, await fixture.Server.ExecuteScalarIntAsync($"SELECT count(*) FROM {table}"));
