@@ -68,9 +68,10 @@ public static partial class AuditVerifier
                 });
             }
 
-            if (lines.Index == 0 && sequence > 1)
+            if (lines.Index == 0 && sequence > 1 && segments[0].FirstSequence == sequence)
             {
                 // The kept log starts later: retention removed older segments, which a log.retention record must say.
+                // (Only where the segment's name agrees: an edited seq in a log that starts at 1 is an edit.)
                 chain.StartAfter(sequence.Value - 1, prev);
                 evidence.StartedAt(sequence.Value, prev, lines.File);
             }

@@ -318,6 +318,21 @@ public sealed class CheckpointTests : IDisposable
         Assert.True(AuditVerifier.Verify(_dir.Path).IsIntact);
     }
 
+    [Fact]
+    public async Task A_first_record_whose_seq_was_edited_is_an_edit_not_a_retained_start()
+    {
+        using var signer = AuditCheckpointSigner.FromPem(NewKeyPem("Ed25519"));
+        await WriteSignedLogAsync(signer, records: 5);
+        var lines = AllLines(_dir.Path);
+        lines[0] = Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(lines[0]).Replace("{\"seq\":1,", "{\"seq\":2,", StringComparison.Ordinal));
+        SaveAsOneSegment(lines);
+
+        var problem = AuditVerifier.Verify(_dir.Path).Problem;
+
+        Assert.NotNull(problem);
+        Assert.Equal(1, problem.Line);
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----")]
