@@ -33,6 +33,9 @@ have_cmd ps && have_cmd pkill || missing+=(procps)
 have_cmd runuser   || missing+=(util-linux)
 have_cmd script    || missing+=(bsdutils)
 have_cmd asciinema || missing+=(asciinema)
+# The SSH tests: the real OpenSSH client against the gateway, and a private sshd as the upstream.
+have_cmd ssh       || missing+=(openssh-client)
+[[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
 
 # kubectl is on the project image (/usr/bin/kubectl); where it is not, kubectl 1.35 comes from the npm package that
 # ships it (Debian's kubernetes-client conflicts with the image's). The Kubernetes tests drive the real kubectl.
