@@ -405,6 +405,20 @@ public sealed class PostgresApprovalBroker : IApprovalBroker, IAsyncDisposable, 
                 return;
             }
 
+            bool stillWaiting;
+            lock (_gate)
+            {
+                stillWaiting = _waiters.ContainsKey(ticket.Id);
+            }
+
+            if (!stillWaiting)
+            {
+                // The hold ran out before the ticket reached the table (a slow store): record that now, so the
+                // stored ticket never looks pending to another replica.
+                TryRecordTimeout(ticket.Id, Now(), "no approver decided in time");
+                return;
+            }
+
             _logger.LogInformation("Approval {Ticket} pending on replica {Replica} for {Identity} under rule {Rule}: {Action} on {Target} (expires {ExpiresAt:O})", ticket.Id, _replica, ticket.Request.Identity.DisplayName, ticket.Rule, ticket.Request.Action, ticket.Request.Target, ticket.ExpiresAt);
             _webhook.Announce(ticket);
         }

@@ -177,10 +177,20 @@ public sealed class PostgresApprovalBrokerTests(PostgresServerFixture fixture) :
     {
         var a = Replica("gw-a", timeout: TimeSpan.FromSeconds(1));
         var b = Replica("gw-b", timeout: TimeSpan.FromSeconds(1));
-        var ticket = await HoldAsync(a, Request(Job), "bulk-delete", "s1");
+        // Not HoldAsync: on a slow machine the one-second hold may be over before a poll sees it pending.
+        var ticket = a.Submit(Request(Job), "bulk-delete", "s1");
+        Assert.Equal(ApprovalState.Pending, ticket.State);
         var final = await a.WaitAsync(ticket.Id).WaitAsync(Patience);
         Assert.Equal(ApprovalState.TimedOut, final.State);
         Assert.Null(final.DecidedBy);
+
+        // If the hold ran out before the ticket was even stored, the timeout is written once it is (fail closed meanwhile).
+        var deadline = DateTime.UtcNow + Patience;
+        while (await StateInTableAsync(ticket.Id) != "timed_out" && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100);
+        }
+
         Assert.Equal("timed_out", await StateInTableAsync(ticket.Id));
         Assert.Throws<KeyNotFoundException>(() => b.Decide(ticket.Id, approve: true, Alice, null));
         Assert.Equal(ApprovalState.TimedOut, (await b.WaitAsync(ticket.Id)).State);
