@@ -68,7 +68,7 @@ public sealed class SshServer : IAsyncDisposable
     {
         await using var stream = new NetworkStream(socket, ownsSocket: true);
         var pipe = new StreamDuplexPipe(PipeReader.Create(stream), PipeWriter.Create(stream));
-        var session = new SshServerSession(pipe, _options, _logger);
+        var session = new SshServerSession(pipe, _options, _logger, socket.RemoteEndPoint as IPEndPoint);
         var result = await session.RunAsync(_stopping.Token).ConfigureAwait(false);
         SessionEnded?.Invoke(this, result);
     }

@@ -1,3 +1,4 @@
+using NhiAudit.Ssh.Authentication;
 using NhiAudit.Ssh.Transport;
 
 namespace NhiAudit.Ssh.Server;
@@ -7,6 +8,9 @@ public sealed record SshServerOptions
 {
     /// <summary>Transport settings: host keys, algorithms, rekey limits.</summary>
     public SshTransportOptions Transport { get; init; } = new();
+
+    /// <summary>Client authentication: registered keys, trusted user CAs, workload tokens. Refuses everyone by default.</summary>
+    public SshAuthenticationOptions Authentication { get; init; } = new();
 
     /// <summary>
     /// TEST ONLY. Accepts the "none" authentication method for any user, so interop tests can reach the
@@ -26,4 +30,8 @@ public sealed record SshServerOptions
 /// <param name="SentDisconnectReason">The reason we sent in SSH_MSG_DISCONNECT, or null if the peer ended it.</param>
 /// <param name="Description">Why, in words.</param>
 /// <param name="Fault">An exception that was not a protocol error (a bug); null normally.</param>
-public sealed record SshSessionResult(SshDisconnectReason? SentDisconnectReason, string Description, Exception? Fault);
+public sealed record SshSessionResult(SshDisconnectReason? SentDisconnectReason, string Description, Exception? Fault)
+{
+    /// <summary>Who the client had authenticated as, or null if it never did.</summary>
+    public SshAuthenticatedUser? User { get; init; }
+}

@@ -1,14 +1,17 @@
 using System.IO.Pipelines;
+using System.Net;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using NhiAudit.Ssh.Authentication;
 using NhiAudit.Ssh.Transport;
 
 namespace NhiAudit.Ssh.Server;
 
 /// <summary>
 /// One workload connection, server side: the transport, then just enough of ssh-userauth (RFC 4252) and
-/// ssh-connection (RFC 4254) to prove interoperability. Real authentication and relaying come in the next layer.
+/// ssh-connection (RFC 4254) to prove interoperability. Authentication is <see cref="SshUserAuthenticator"/>'s;
+/// relaying comes in the next layer.
 /// </summary>
 internal sealed class SshServerSession : IAsyncDisposable
 {
@@ -16,26 +19,31 @@ internal sealed class SshServerSession : IAsyncDisposable
     private const uint ChannelOpenUnknownChannelType = 3;
     private const uint OurInitialWindow = 2 * 1024 * 1024;
     private const uint OurMaxPacket = 32 * 1024;
-    private const int MaxFailedAuthentications = 20;
     private const int MaxChannels = 16;
 
     private readonly SshTransport _transport;
     private readonly SshServerOptions _options;
     private readonly ILogger _logger;
     private readonly Dictionary<uint, TestChannel> _channels = [];
+    private readonly SshUserAuthenticator _authenticator;
     private bool _userAuthServiceAccepted;
-    private bool _authenticated;
-    private int _failedAuthentications;
     private uint _nextChannelId;
 
-    public SshServerSession(IDuplexPipe connection, SshServerOptions options, ILogger? logger = null)
+    public SshServerSession(IDuplexPipe connection, SshServerOptions options, ILogger? logger = null, IPEndPoint? remoteEndPoint = null)
     {
         _options = options;
         _logger = logger ?? NullLogger.Instance;
         _transport = new SshTransport(connection, SshRole.Server, options.Transport);
+        _authenticator = new SshUserAuthenticator(
+            options.Authentication, options.InsecureAcceptNoneAuthenticationForTesting, remoteEndPoint?.Address, _logger, Send);
     }
 
     internal SshTransport Transport => _transport;
+
+    /// <summary>Who the client authenticated as; null until authentication succeeds.</summary>
+    internal SshAuthenticatedUser? AuthenticatedUser => _authenticator.User;
+
+    private bool IsAuthenticated => _authenticator.User is not null;
 
     /// <summary>Releases the transport (also done when <see cref="RunAsync"/> returns).</summary>
     public ValueTask DisposeAsync() => _transport.DisposeAsync();
@@ -56,27 +64,27 @@ internal sealed class SshServerSession : IAsyncDisposable
         {
             _logger.LogInformation("SSH connection from {Peer} ends: {Reason} {Message}", _transport.PeerVersion, ex.Reason, ex.Message);
             await TryDisconnectAsync(ex.Reason, ex.Message).ConfigureAwait(false);
-            return new SshSessionResult(ex.Reason, ex.Message, null);
+            return new SshSessionResult(ex.Reason, ex.Message, null) { User = AuthenticatedUser };
         }
         catch (SshConnectionClosedException ex)
         {
-            return new SshSessionResult(null, ex.Message, null);
+            return new SshSessionResult(null, ex.Message, null) { User = AuthenticatedUser };
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException { Source: "System.IO.Pipelines" })
         {
-            return new SshSessionResult(null, "connection lost: " + ex.Message, null);
+            return new SshSessionResult(null, "connection lost: " + ex.Message, null) { User = AuthenticatedUser };
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             await TryDisconnectAsync(SshDisconnectReason.ByApplication, "gateway shutting down").ConfigureAwait(false);
-            return new SshSessionResult(SshDisconnectReason.ByApplication, "gateway shutting down", null);
+            return new SshSessionResult(SshDisconnectReason.ByApplication, "gateway shutting down", null) { User = AuthenticatedUser };
         }
         catch (Exception ex)
         {
             // A bug of ours must end only this connection, with a disconnect the client can read.
             _logger.LogError(ex, "SSH connection failed unexpectedly");
             await TryDisconnectAsync(SshDisconnectReason.ProtocolError, "internal error").ConfigureAwait(false);
-            return new SshSessionResult(SshDisconnectReason.ProtocolError, ex.Message, ex);
+            return new SshSessionResult(SshDisconnectReason.ProtocolError, ex.Message, ex) { User = AuthenticatedUser };
         }
         finally
         {
@@ -99,8 +107,13 @@ internal sealed class SshServerSession : IAsyncDisposable
     private ValueTask HandleAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
     {
         var number = (SshMessageNumber)message.Span[0];
-        if (!_authenticated && (byte)number >= 60)
+        if (!IsAuthenticated && (byte)number >= 60)
         {
+            if ((byte)number == SshUserAuthenticator.UserAuthInfoResponse && _userAuthServiceAccepted)
+            {
+                return _authenticator.HandleInfoResponseAsync(message, cancellationToken);
+            }
+
             throw new SshProtocolException($"message {(byte)number} before authentication");
         }
 
@@ -139,43 +152,15 @@ internal sealed class SshServerSession : IAsyncDisposable
         return Send(new SshWriter(SshMessageNumber.ServiceAccept).WriteString(service), cancellationToken);
     }
 
-    /// <summary>RFC 4252 §5. Only the test-only "none" acceptance exists in this layer.</summary>
-    private async ValueTask OnUserAuthRequestAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    /// <summary>RFC 4252 §5, handled by <see cref="SshUserAuthenticator"/>.</summary>
+    private ValueTask OnUserAuthRequestAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
     {
         if (!_userAuthServiceAccepted)
         {
             throw new SshProtocolException("USERAUTH_REQUEST before the ssh-userauth service was accepted");
         }
 
-        if (_authenticated)
-        {
-            // RFC 4252 §5.1: requests after success are ignored.
-            return;
-        }
-
-        var reader = new SshReader(message.Span[1..]);
-        var user = reader.ReadUtf8String();
-        var service = reader.ReadUtf8String();
-        var method = reader.ReadUtf8String();
-        if (service != "ssh-connection")
-        {
-            throw new SshProtocolException(SshDisconnectReason.ServiceNotAvailable, $"service {service} not available");
-        }
-
-        if (method == "none" && _options.InsecureAcceptNoneAuthenticationForTesting)
-        {
-            _logger.LogWarning("SSH user {User} accepted without authentication (test-only setting)", user);
-            _authenticated = true;
-            await Send(new SshWriter(SshMessageNumber.UserAuthSuccess), cancellationToken).ConfigureAwait(false);
-            return;
-        }
-
-        if (++_failedAuthentications > MaxFailedAuthentications)
-        {
-            throw new SshProtocolException(SshDisconnectReason.NoMoreAuthMethodsAvailable, "too many authentication attempts");
-        }
-
-        await Send(new SshWriter(SshMessageNumber.UserAuthFailure).WriteNameList([]).WriteBoolean(false), cancellationToken).ConfigureAwait(false);
+        return _authenticator.HandleRequestAsync(message, _transport.SessionId ?? throw new SshProtocolException("USERAUTH_REQUEST before the key exchange"), cancellationToken);
     }
 
     private ValueTask OnGlobalRequestAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken)

@@ -25,4 +25,27 @@ public sealed class IdentityOptions
     /// a grace lets a long-running statement finish instead of being cut mid-flight.
     /// </summary>
     public TimeSpan SessionGrace { get; set; } = TimeSpan.Zero;
+
+    /// <summary>
+    /// SSH public keys registered to workload identities: a client that proves it holds one of these keys is that
+    /// identity (the SSH gateway's <c>publickey</c> authentication). Empty by default.
+    /// </summary>
+    public List<SshKeyOptions> SshKeys { get; set; } = [];
+}
+
+/// <summary>One SSH public key registered to a workload identity.</summary>
+public sealed class SshKeyOptions
+{
+    /// <summary>
+    /// The public key as one OpenSSH <c>authorized_keys</c> line without options: <c>TYPE BASE64 [comment]</c>,
+    /// e.g. <c>ssh-ed25519 AAAAC3... deploy</c>. Types: <c>ssh-ed25519</c>, <c>ssh-rsa</c> (signing with rsa-sha2-256/512
+    /// only), <c>ecdsa-sha2-nistp256</c>.
+    /// </summary>
+    public string PublicKey { get; set; } = "";
+
+    /// <summary>The identity's stable subject, recorded in every audit record of its sessions.</summary>
+    public string Subject { get; set; } = "";
+
+    /// <summary>The kind of workload the key belongs to.</summary>
+    public WorkloadKind Kind { get; set; } = WorkloadKind.Unknown;
 }

@@ -45,6 +45,15 @@ internal sealed class IdentityOptionsValidator : IValidateOptions<IdentityOption
             failures.Add("NhiAudit:Identity:ApproverRole must not be empty.");
         }
 
+        for (var i = 0; i < options.SshKeys.Count; i++)
+        {
+            var key = options.SshKeys[i];
+            if (key is null || string.IsNullOrWhiteSpace(key.PublicKey) || string.IsNullOrWhiteSpace(key.Subject))
+            {
+                failures.Add($"NhiAudit:Identity:SshKeys:{i} needs both a PublicKey and a Subject.");
+            }
+        }
+
         var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         for (var i = 0; i < options.Issuers.Count; i++)
         {
