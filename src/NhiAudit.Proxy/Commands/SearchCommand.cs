@@ -179,7 +179,8 @@ internal static class SearchCommand
         await Task.CompletedTask.ConfigureAwait(false);
     }
 
-    private static string? ReplicaOf(AuditLogEntry entry)
+    /// <summary>The <c>replica</c> field of a <c>log.opened</c> or <c>log.segment</c> record.</summary>
+    internal static string? ReplicaOf(AuditLogEntry entry)
     {
         using var document = JsonDocument.Parse(entry.Line);
         return document.RootElement.TryGetProperty("replica", out var replica) ? replica.GetString() : null;

@@ -89,8 +89,9 @@ internal static class VerifyCommand
         var usedCheckpoints = new HashSet<int>();
         foreach (var dir in directories)
         {
-            // First pass names the replica, so the right published checkpoint can be matched to this chain.
-            var replica = AuditVerifier.Verify(dir.FullName).Replica;
+            // The chain's first record (log.opened or log.segment) names the replica, so the right published
+            // checkpoint can be matched to it before the one full pass.
+            var replica = FirstReplica(dir.FullName);
             var match = published.FindIndex(p => p.Checkpoint.Replica == replica);
             if (match < 0 && published.Count == 1 && directories.Length == 1)
             {
@@ -150,6 +151,19 @@ internal static class VerifyCommand
         }
 
         return failed == 0 ? 0 : 1;
+    }
+
+    private static string? FirstReplica(string directory)
+    {
+        using var cursor = new AuditLogCursor(directory);
+        try
+        {
+            return cursor.TryRead(out var first) && first.Type is "log.opened" or "log.segment" ? SearchCommand.ReplicaOf(first) : null;
+        }
+        catch (AuditChainBrokenException)
+        {
+            return null; // the full pass names what is wrong
+        }
     }
 
     private static string Checkpoints(AuditVerificationResult result, List<AuditCheckpointVerifier> keys) =>

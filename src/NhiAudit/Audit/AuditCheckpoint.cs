@@ -115,7 +115,8 @@ public sealed record AuditCheckpoint
         try
         {
             var hash = Required(element, "hash");
-            if (hash.Length != 64 || !hash.AsSpan().ContainsOnlyLowerHex())
+            Span<byte> decoded = stackalloc byte[32];
+            if (hash.Length != 64 || !AuditHex.TryDecodeLower(Encoding.ASCII.GetBytes(hash), decoded))
             {
                 throw new FormatException("not a checkpoint: hash is not 64 lowercase hex digits");
             }
@@ -144,20 +145,4 @@ public sealed record AuditCheckpoint
         element.GetProperty(name).GetString() is { Length: > 0 } value
             ? value
             : throw new FormatException($"not a checkpoint: {name} is empty");
-}
-
-internal static class HexSpanExtensions
-{
-    public static bool ContainsOnlyLowerHex(this ReadOnlySpan<char> text)
-    {
-        foreach (var c in text)
-        {
-            if (c is not ((>= '0' and <= '9') or (>= 'a' and <= 'f')))
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
 }

@@ -245,16 +245,7 @@ public sealed class CheckpointTests : IDisposable
         options.Retention = TimeSpan.FromDays(7);
         await using (var log = FileAuditLog.Open(options, clock))
         {
-            // Rotation happens on the flush timer, one segment per tick: let it catch up now and then.
-            for (var i = 0; SegmentNames(_dir.Path).Length < 3; i++)
-            {
-                Assert.True(i < 20_000, "the log never rotated");
-                await log.AppendAsync(Body(i));
-                if (i % 20 == 19)
-                {
-                    await Task.Delay(20);
-                }
-            }
+            await AppendUntilSegmentsAsync(log, 3);
 
             var before = SegmentNames(_dir.Path);
 
@@ -292,15 +283,7 @@ public sealed class CheckpointTests : IDisposable
         await using (var log = FileAuditLog.Open(options, clock))
         {
             log.RetentionFloor = () => Volatile.Read(ref delivered);
-            for (var i = 0; SegmentNames(_dir.Path).Length < 3; i++)
-            {
-                Assert.True(i < 20_000, "the log never rotated");
-                await log.AppendAsync(Body(i));
-                if (i % 20 == 19)
-                {
-                    await Task.Delay(20);
-                }
-            }
+            await AppendUntilSegmentsAsync(log, 3);
 
             var before = SegmentNames(_dir.Path);
             clock.Now += TimeSpan.FromDays(8);
@@ -395,6 +378,21 @@ public sealed class CheckpointTests : IDisposable
                 // Let a checkpoint land between batches so the log holds several.
                 var seen = log.LastCheckpoint?.Sequence ?? 0;
                 await WaitUntilAsync(() => (log.LastCheckpoint?.Sequence ?? 0) > seen);
+            }
+        }
+    }
+
+    /// <summary>Appends until the log has rotated into <paramref name="segments"/> files.</summary>
+    private async Task AppendUntilSegmentsAsync(FileAuditLog log, int segments)
+    {
+        // Rotation happens on the flush timer, one segment per tick: let it catch up now and then.
+        for (var i = 0; SegmentNames(_dir.Path).Length < segments; i++)
+        {
+            Assert.True(i < 20_000, "the log never rotated");
+            await log.AppendAsync(Body(i));
+            if (i % 20 == 19)
+            {
+                await Task.Delay(20);
             }
         }
     }
