@@ -64,15 +64,7 @@ done
 (( clients % threads == 0 )) || die_usage "--clients ($clients) must be a multiple of --threads ($threads) (pgbench requires it)"
 [[ $(id -u) -eq 0 ]] || die_usage "run as root (PostgreSQL is started as the postgres user via runuser)"
 
-if [[ -z $out ]]; then
-    mkdir -p "$ROOT/benchmarks/results"
-    out="$ROOT/benchmarks/results/crash-durability-$(date -u +%Y%m%d-%H%M%SZ).txt"
-else
-    mkdir -p "$(dirname "$out")"
-fi
-: > "$out"
-exec > >(trap '' INT TERM; exec tee -a "$out") 2>&1
-tee_pid=$!
+bench_open_results crash-durability
 
 say() { printf '\n== %s\n' "$*"; }
 

@@ -67,15 +67,7 @@ esac
 [[ $(id -u) -eq 0 ]] || die_usage "run as root (PostgreSQL and pgbouncer are started as the postgres user via runuser)"
 
 # Everything printed from here on also goes to the results file. tee ignores INT/TERM so the cleanup output survives ^C.
-if [[ -z $out ]]; then
-    mkdir -p "$ROOT/benchmarks/results"
-    out="$ROOT/benchmarks/results/pgbench-$(date -u +%Y%m%d-%H%M%SZ).txt"
-else
-    mkdir -p "$(dirname "$out")"
-fi
-: > "$out"
-exec > >(trap '' INT TERM; exec tee -a "$out") 2>&1
-tee_pid=$!
+bench_open_results pgbench
 
 say() { printf '\n== %s\n' "$*"; }
 

@@ -63,15 +63,7 @@ case "$mode" in simple|extended|prepared) ;; *) die_usage "--mode must be prepar
 (( clients <= 150 )) || die_usage "--clients above 150 would exceed PostgreSQL's max_connections (200) with the gateways' own logins"
 [[ $(id -u) -eq 0 ]] || die_usage "run as root (PostgreSQL is started as the postgres user via runuser)"
 
-if [[ -z $out ]]; then
-    mkdir -p "$ROOT/benchmarks/results"
-    out="$ROOT/benchmarks/results/pgbench-masking-$(date -u +%Y%m%d-%H%M%SZ).txt"
-else
-    mkdir -p "$(dirname "$out")"
-fi
-: > "$out"
-exec > >(trap '' INT TERM; exec tee -a "$out") 2>&1
-tee_pid=$!
+bench_open_results pgbench-masking
 
 say() { printf '\n== %s\n' "$*"; }
 

@@ -146,3 +146,18 @@ bench_finish() {
     wait "$tee_pid" 2>/dev/null
     exit "$rc"
 }
+
+# Opens the results file (benchmarks/results/NAME-<UTC time>.txt unless the caller set $out) and copies everything
+# the script prints into it from here on; sets the globals out and tee_pid that bench_finish uses.
+bench_open_results() {
+    local name=$1
+    if [[ -z $out ]]; then
+        mkdir -p "$ROOT/benchmarks/results"
+        out="$ROOT/benchmarks/results/$name-$(date -u +%Y%m%d-%H%M%SZ).txt"
+    else
+        mkdir -p "$(dirname "$out")"
+    fi
+    : > "$out"
+    exec > >(trap '' INT TERM; exec tee -a "$out") 2>&1
+    tee_pid=$!
+}
