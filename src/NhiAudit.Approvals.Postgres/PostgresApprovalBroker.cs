@@ -738,6 +738,13 @@ public sealed class PostgresApprovalBroker : IApprovalBroker, IAsyncDisposable, 
             }
         }
 
+        if (candidates is null && decided.Exists(ticket => ticket.GrantUntil is not null))
+        {
+            // Found by the periodic recheck before the decision's notification arrived: the grant must be known here
+            // before the waiter is released, or the next request under it would be held again.
+            RefreshGrants(connection);
+        }
+
         foreach (var ticket in decided)
         {
             Complete(ticket);
