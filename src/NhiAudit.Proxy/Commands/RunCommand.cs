@@ -11,7 +11,7 @@ using NhiAudit.Proxy.Admin;
 
 namespace NhiAudit.Proxy.Commands;
 
-/// <summary><c>nhiaudit run [--config FILE]</c>: a thin host over <c>AddNhiAuditing().AddPostgres().AddKubernetes()</c>.</summary>
+/// <summary><c>nhiaudit run [--config FILE]</c>: a thin host over <c>AddNhiAuditing().AddPostgres().AddKubernetes().AddSsh()</c>.</summary>
 internal static class RunCommand
 {
     public static Command Create()
@@ -46,7 +46,8 @@ internal static class RunCommand
         var engine = builder.Services
             .AddNhiAuditing(section)
             .AddPostgres(section.GetSection("Postgres"))
-            .AddKubernetes(section.GetSection("Kubernetes"));
+            .AddKubernetes(section.GetSection("Kubernetes"))
+            .AddSsh(section.GetSection("Ssh"));
         if (!string.IsNullOrWhiteSpace(section["Approvals:Postgres:ConnectionString"]))
         {
             // Replicas share held requests through PostgreSQL: an approval given on any replica releases them.

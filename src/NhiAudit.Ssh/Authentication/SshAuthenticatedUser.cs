@@ -59,6 +59,9 @@ public sealed record SshAuthenticationAttempt
 
     /// <summary>The number of failed attempts on this connection so far (this one included).</summary>
     public int FailedAttempts { get; init; }
+
+    /// <summary>The id of the connection the attempt was made on (the same id the connection's other records carry).</summary>
+    public string? ConnectionId { get; init; }
 }
 
 /// <summary>

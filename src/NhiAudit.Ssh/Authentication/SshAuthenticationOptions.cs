@@ -65,6 +65,14 @@ public sealed record SshAuthenticationOptions
         ArgumentNullException.ThrowIfNull(identity);
         return [.. identity.SshKeys.Select(k => SshAuthorizedKey.Parse(k.PublicKey, k.Subject, k.Kind))];
     }
+
+    /// <summary>The trusted CAs of <see cref="IdentityOptions.SshCertificateAuthorities"/> (configuration <c>NhiAudit:Identity:SshCertificateAuthorities</c>).</summary>
+    /// <exception cref="FormatException">A CA key line is not a supported public key.</exception>
+    public static IReadOnlyList<SshTrustedCertificateAuthority> CertificateAuthoritiesFrom(IdentityOptions identity)
+    {
+        ArgumentNullException.ThrowIfNull(identity);
+        return [.. identity.SshCertificateAuthorities.Select(c => SshTrustedCertificateAuthority.Parse(c.PublicKey, c.Name, c.Kind))];
+    }
 }
 
 /// <summary>A public key registered to a workload identity.</summary>

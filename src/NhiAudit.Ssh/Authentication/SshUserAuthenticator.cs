@@ -46,6 +46,9 @@ internal sealed class SshUserAuthenticator
     /// <summary>Who the client is, once authentication succeeded.</summary>
     public SshAuthenticatedUser? User { get; private set; }
 
+    /// <summary>The connection's id, passed on in every attempt reported to the audit hook.</summary>
+    public string? ConnectionId { get; init; }
+
     /// <summary>Failed attempts so far.</summary>
     public int Failures => _failures;
 
@@ -427,7 +430,7 @@ internal sealed class SshUserAuthenticator
         _send(new SshWriter(SshMessageNumber.UserAuthFailure).WriteNameList(_options.Methods).WriteBoolean(false), cancellationToken);
 
     private ValueTask RecordAsync(SshAuthenticationAttempt attempt, CancellationToken cancellationToken) =>
-        _options.Audit?.RecordAsync(attempt, cancellationToken) ?? ValueTask.CompletedTask;
+        _options.Audit?.RecordAsync(attempt with { ConnectionId = ConnectionId }, cancellationToken) ?? ValueTask.CompletedTask;
 
     private static Request Parse(ReadOnlySpan<byte> message, ReadOnlySpan<byte> sessionId)
     {

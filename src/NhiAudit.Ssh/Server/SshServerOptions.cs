@@ -24,6 +24,12 @@ public sealed record SshServerOptions
     /// channel open is refused.
     /// </summary>
     internal bool EnableTestExecForTesting { get; init; }
+
+    /// <summary>
+    /// Makes the relay of an authenticated connection (client transport, user, connection id, client endpoint, and a
+    /// callback that ends the connection with a reason). When set, every connection-protocol message goes to it.
+    /// </summary>
+    internal Func<SshTransport, SshAuthenticatedUser, string, System.Net.IPEndPoint?, Action<string>, Relay.SshRelay>? Relay { get; init; }
 }
 
 /// <summary>How one connection ended.</summary>

@@ -4,6 +4,7 @@ using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using NhiAudit.Ssh.Authentication;
+using NhiAudit.Ssh.Relay;
 using NhiAudit.Ssh.Transport;
 
 namespace NhiAudit.Ssh.Server;
@@ -26,6 +27,10 @@ internal sealed class SshServerSession : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly Dictionary<uint, TestChannel> _channels = [];
     private readonly SshUserAuthenticator _authenticator;
+    private readonly IPEndPoint? _remoteEndPoint;
+    private CancellationTokenSource? _ending;
+    private string? _endReason;
+    private SshRelay? _relay;
     private bool _userAuthServiceAccepted;
     private uint _nextChannelId;
 
@@ -34,9 +39,17 @@ internal sealed class SshServerSession : IAsyncDisposable
         _options = options;
         _logger = logger ?? NullLogger.Instance;
         _transport = new SshTransport(connection, SshRole.Server, options.Transport);
+        _remoteEndPoint = remoteEndPoint;
+        ConnectionId = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(6));
         _authenticator = new SshUserAuthenticator(
-            options.Authentication, options.InsecureAcceptNoneAuthenticationForTesting, remoteEndPoint?.Address, _logger, Send);
+            options.Authentication, options.InsecureAcceptNoneAuthenticationForTesting, remoteEndPoint?.Address, _logger, Send)
+        {
+            ConnectionId = ConnectionId,
+        };
     }
+
+    /// <summary>The connection's id in the audit records.</summary>
+    internal string ConnectionId { get; }
 
     internal SshTransport Transport => _transport;
 
@@ -51,13 +64,17 @@ internal sealed class SshServerSession : IAsyncDisposable
     /// <summary>Runs the connection to its end. Never throws: every way out is described by the result.</summary>
     public async Task<SshSessionResult> RunAsync(CancellationToken cancellationToken)
     {
+        // Cancelled by the relay when the upstream side ends, so that this read loop ends too.
+        using var ending = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        _ending = ending;
+        var token = ending.Token;
         try
         {
-            await _transport.StartAsync(cancellationToken).ConfigureAwait(false);
+            await _transport.StartAsync(token).ConfigureAwait(false);
             while (true)
             {
-                var message = await _transport.ReceiveMessageAsync(cancellationToken).ConfigureAwait(false);
-                await HandleAsync(message, cancellationToken).ConfigureAwait(false);
+                var message = await _transport.ReceiveMessageAsync(token).ConfigureAwait(false);
+                await HandleAsync(message, token).ConfigureAwait(false);
             }
         }
         catch (SshProtocolException ex)
@@ -74,6 +91,11 @@ internal sealed class SshServerSession : IAsyncDisposable
         {
             return new SshSessionResult(null, "connection lost: " + ex.Message, null) { User = AuthenticatedUser };
         }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && Volatile.Read(ref _endReason) is { } reason)
+        {
+            await TryDisconnectAsync(SshDisconnectReason.ByApplication, reason).ConfigureAwait(false);
+            return new SshSessionResult(SshDisconnectReason.ByApplication, reason, null) { User = AuthenticatedUser };
+        }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             await TryDisconnectAsync(SshDisconnectReason.ByApplication, "gateway shutting down").ConfigureAwait(false);
@@ -88,7 +110,25 @@ internal sealed class SshServerSession : IAsyncDisposable
         }
         finally
         {
+            if (_relay is not null)
+            {
+                await _relay.DisposeAsync().ConfigureAwait(false);
+            }
+
             await _transport.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private void End(string reason)
+    {
+        Interlocked.CompareExchange(ref _endReason, reason, null);
+        try
+        {
+            _ending?.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The connection already ended.
         }
     }
 
@@ -115,6 +155,12 @@ internal sealed class SshServerSession : IAsyncDisposable
             }
 
             throw new SshProtocolException($"message {(byte)number} before authentication");
+        }
+
+        if (_options.Relay is { } relay && IsAuthenticated && (byte)number >= 80)
+        {
+            _relay ??= relay(_transport, _authenticator.User!, ConnectionId, _remoteEndPoint, End);
+            return _relay.OnClientMessageAsync(message, cancellationToken);
         }
 
         return number switch

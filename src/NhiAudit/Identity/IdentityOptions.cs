@@ -31,6 +31,25 @@ public sealed class IdentityOptions
     /// identity (the SSH gateway's <c>publickey</c> authentication). Empty by default.
     /// </summary>
     public List<SshKeyOptions> SshKeys { get; set; } = [];
+
+    /// <summary>
+    /// CAs whose OpenSSH user certificates the SSH gateway accepts: the certificate's key id names the identity, its
+    /// principals must cover the requested user. Empty by default.
+    /// </summary>
+    public List<SshCertificateAuthorityOptions> SshCertificateAuthorities { get; set; } = [];
+}
+
+/// <summary>One SSH certificate authority whose user certificates identify workloads.</summary>
+public sealed class SshCertificateAuthorityOptions
+{
+    /// <summary>The CA's public key as one <c>authorized_keys</c>-style line (the content of its <c>.pub</c> file).</summary>
+    public string PublicKey { get; set; } = "";
+
+    /// <summary>The CA's name, recorded as the issuer of the identities it certifies. Default <c>ssh-ca</c>.</summary>
+    public string Name { get; set; } = "ssh-ca";
+
+    /// <summary>The kind of workload its certificates name. Default <see cref="WorkloadKind.FederatedWorkload"/>.</summary>
+    public WorkloadKind Kind { get; set; } = WorkloadKind.FederatedWorkload;
 }
 
 /// <summary>One SSH public key registered to a workload identity.</summary>

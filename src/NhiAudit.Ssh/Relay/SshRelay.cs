@@ -1,0 +1,1488 @@
+using System.Diagnostics;
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using NhiAudit.Audit;
+using NhiAudit.Recording;
+using NhiAudit.Ssh.Authentication;
+using NhiAudit.Ssh.Scp;
+using NhiAudit.Ssh.Sftp;
+using NhiAudit.Ssh.Transport;
+
+namespace NhiAudit.Ssh.Relay;
+
+/// <summary>What every connection through one SSH target uses.</summary>
+internal sealed record SshRelayServices(
+    SshTargetOptions Target,
+    Func<CancellationToken, Task<SshTransport>> ConnectUpstream,
+    IAuditLog AuditLog,
+    IPolicyEngine Policy,
+    IApprovalBroker Approvals,
+    TimeProvider Time,
+    ILogger Logger);
+
+/// <summary>
+/// The connection protocol (RFC 4254) between an authenticated workload and the upstream host. Messages pass through
+/// unchanged wherever the relay has nothing to say, channel numbers and windows included, so flow control is the two
+/// peers' own end to end and bulk data costs one decrypt and one encrypt. What the relay looks at: channel opens
+/// (port forwards need a policy that allows them), channel requests (exec, shell, subsystem: policy, approval, the
+/// request record written before the request goes on), the data of SFTP, scp and terminal sessions (audit and
+/// recording), and the exit status (the response record).
+/// </summary>
+/// <remarks>
+/// Two loops drive it: the server session's read loop calls <see cref="OnClientMessageAsync"/> (so a held request
+/// holds that connection's later client messages too, in order), and <see cref="PumpUpstreamAsync"/> reads the
+/// upstream. Shared state is under one lock; sends happen outside it.
+/// </remarks>
+internal sealed class SshRelay : IAsyncDisposable
+{
+    private const uint OpenAdministrativelyProhibited = 1;
+    private const uint OpenConnectFailed = 2;
+    private const uint OpenUnknownChannelType = 3;
+    private const uint OpenResourceShortage = 4;
+    private const uint DeniedExitStatus = 126;
+
+    private readonly SshRelayServices _services;
+    private readonly SshTransport _client;
+    private readonly SshAuthenticatedUser _user;
+    private readonly string _connectionId;
+    private readonly string _clientAddress;
+    private readonly Action<string> _endConnection;
+    private readonly byte[] _identityJson;
+    private readonly Lock _gate = new();
+    private readonly Dictionary<uint, SshRelayChannel> _byClientId = [];
+    private readonly Dictionary<uint, SshRelayChannel> _byUpstreamId = [];
+    private readonly CancellationTokenSource _stopping = new();
+    private SshTransport? _upstream;
+    private Task? _upstreamPump;
+    private int _requests;
+    private int _disposed;
+
+    public SshRelay(SshRelayServices services, SshTransport client, SshAuthenticatedUser user, string connectionId, IPEndPoint? clientEndPoint, Action<string> endConnection)
+    {
+        _services = services;
+        _client = client;
+        _user = user;
+        _connectionId = connectionId;
+        _clientAddress = clientEndPoint?.ToString() ?? "unknown";
+        _endConnection = endConnection;
+        _identityJson = AuditRecordWriter.EncodeIdentity(user.Identity);
+    }
+
+    /// <summary>Channels open now.</summary>
+    public int OpenChannels
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _byClientId.Count;
+            }
+        }
+    }
+
+    /// <summary>Handles one connection-protocol message (numbers 80-127) from the authenticated client.</summary>
+    public ValueTask OnClientMessageAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken) => (SshMessageNumber)message.Span[0] switch
+    {
+        SshMessageNumber.GlobalRequest => OnClientGlobalRequestAsync(message, cancellationToken),
+        SshMessageNumber.RequestSuccess or SshMessageNumber.RequestFailure => ValueTask.CompletedTask,
+        SshMessageNumber.ChannelOpen => OnClientChannelOpenAsync(message, cancellationToken),
+        SshMessageNumber.ChannelOpenConfirmation or SshMessageNumber.ChannelOpenFailure => ValueTask.CompletedTask,
+        SshMessageNumber.ChannelWindowAdjust => OnClientWindowAdjustAsync(message, cancellationToken),
+        SshMessageNumber.ChannelData => OnClientDataAsync(message, cancellationToken),
+        SshMessageNumber.ChannelExtendedData or SshMessageNumber.ChannelEof or SshMessageNumber.ChannelSuccess or SshMessageNumber.ChannelFailure
+            => ForwardClientChannelMessageAsync(message, cancellationToken),
+        SshMessageNumber.ChannelClose => OnClientCloseAsync(message, cancellationToken),
+        SshMessageNumber.ChannelRequest => OnClientChannelRequestAsync(message, cancellationToken),
+        _ => _client.SendUnimplementedForLastPacketAsync(cancellationToken),
+    };
+
+    // ---------------------------------------------------------------- client → upstream
+
+    private async ValueTask OnClientGlobalRequestAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    {
+        string name;
+        bool wantReply;
+        string? forward = null;
+        ParseGlobalRequest(message.Span, out name, out wantReply, ref forward);
+        if (forward is not null)
+        {
+            // Remote forwarding would open channels from the host toward the workload's side; it is not relayed.
+            await RecordRefusedForwardAsync("port-forward", forward, $"remote port forwarding ({name}) is not relayed by the gateway", cancellationToken).ConfigureAwait(false);
+        }
+
+        // keepalive@openssh.com, no-more-sessions@openssh.com and the like are answered here: the upstream's own
+        // global state is the gateway's, not the workload's.
+        if (wantReply)
+        {
+            await SendToClientAsync(new SshWriter(SshMessageNumber.RequestFailure).ToArray(), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static void ParseGlobalRequest(ReadOnlySpan<byte> message, out string name, out bool wantReply, ref string? forward)
+    {
+        var reader = new SshReader(message[1..]);
+        name = reader.ReadUtf8String();
+        wantReply = reader.ReadBoolean();
+        if (name is "tcpip-forward" or "cancel-tcpip-forward")
+        {
+            var address = reader.ReadUtf8String();
+            var port = reader.ReadUInt32();
+            forward = $"{address}:{port}";
+        }
+        else if (name.StartsWith("streamlocal-forward", StringComparison.Ordinal))
+        {
+            forward = reader.ReadUtf8String();
+        }
+    }
+
+    private async ValueTask OnClientChannelOpenAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    {
+        var reader = new SshReader(message.Span[1..]);
+        var type = reader.ReadUtf8String();
+        var senderChannel = reader.ReadUInt32();
+        var window = reader.ReadUInt32();
+        var maxPacket = reader.ReadUInt32();
+        string? destination = null;
+        if (type == "direct-tcpip")
+        {
+            var host = reader.ReadUtf8String();
+            var port = reader.ReadUInt32();
+            destination = $"{host}:{port}";
+        }
+
+        lock (_gate)
+        {
+            if (_byClientId.ContainsKey(senderChannel))
+            {
+                throw new SshProtocolException($"channel {senderChannel} opened twice");
+            }
+        }
+
+        if (type != "session" && type != "direct-tcpip")
+        {
+            await RefuseOpenAsync(senderChannel, OpenUnknownChannelType, $"channel type {type} is not relayed by the gateway", cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        if (OpenChannels >= _services.Target.MaxChannelsPerConnection)
+        {
+            await RefuseOpenAsync(senderChannel, OpenResourceShortage, $"at most {_services.Target.MaxChannelsPerConnection} channels per connection", cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var channel = new SshRelayChannel(senderChannel, type, window, maxPacket);
+        if (destination is not null)
+        {
+            // A tunnel to another host is refused unless a policy rule names it and allows it (the default effect does not count).
+            var access = Access(channel, "port-forward", destination, [destination]);
+            var decision = _services.Policy.Evaluate(access);
+            var refusal = decision.Effect != PolicyEffect.Allow || decision.Rule == "(default)"
+                ? $"port forwarding to {destination} is refused: {(decision.Effect == PolicyEffect.Allow ? "no policy rule allows it" : decision.Reason)}"
+                : null;
+            channel.RequestId = NewRequestId();
+            channel.Kind = "port-forward";
+            channel.Command = destination;
+            channel.Started = Stopwatch.GetTimestamp();
+            channel.RequestSeq = await WriteRequestAsync(channel, access, decision, refusal, null, cancellationToken).ConfigureAwait(false);
+            if (refusal is not null)
+            {
+                await RefuseOpenAsync(senderChannel, OpenAdministrativelyProhibited, refusal, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+        }
+
+        SshTransport upstream;
+        try
+        {
+            upstream = await EnsureUpstreamAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (SshUpstreamException ex)
+        {
+            _services.Logger.LogWarning("SSH target {Target}: {Message}", _services.Target.Name, ex.Message);
+            await RefuseOpenAsync(senderChannel, OpenConnectFailed, "the gateway cannot reach the host: " + ex.Message, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        lock (_gate)
+        {
+            _byClientId.Add(senderChannel, channel);
+        }
+
+        await upstream.SendMessageAsync(message, cancellationToken).ConfigureAwait(false);
+    }
+
+    private ValueTask RefuseOpenAsync(uint senderChannel, uint reason, string description, CancellationToken cancellationToken) =>
+        SendToClientAsync(
+            new SshWriter(SshMessageNumber.ChannelOpenFailure).WriteUInt32(senderChannel).WriteUInt32(reason).WriteString(description).WriteString("").ToArray(),
+            cancellationToken);
+
+    private async ValueTask OnClientWindowAdjustAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    {
+        var (recipient, grant) = ReadChannelAndUInt32(message.Span);
+        uint pass;
+        lock (_gate)
+        {
+            var channel = ByUpstreamId(recipient);
+            if (channel is null || channel.ClosedByGateway)
+            {
+                return;
+            }
+
+            channel.ClientWindow += grant;
+            var repaid = (uint)Math.Min(channel.WindowDebt, grant);
+            channel.WindowDebt -= repaid;
+            pass = grant - repaid;
+        }
+
+        if (pass == grant)
+        {
+            await SendToUpstreamAsync(message, cancellationToken).ConfigureAwait(false);
+        }
+        else if (pass > 0)
+        {
+            await SendToUpstreamAsync(new SshWriter(SshMessageNumber.ChannelWindowAdjust).WriteUInt32(recipient).WriteUInt32(pass).WrittenMemory, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask OnClientDataAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    {
+        var recipient = ReadRecipient(message.Span);
+        SshRelayChannel? channel;
+        List<byte[]>? sftpPackets = null;
+        lock (_gate)
+        {
+            channel = ByUpstreamId(recipient);
+            if (channel is null || channel.ClosedByGateway)
+            {
+                return;
+            }
+
+            var data = DataOf(message.Span);
+            channel.BytesFromClient += data.Length;
+            channel.Recording?.Input(data);
+            channel.Scp?.ObserveClientData(data);
+            if (channel.SftpClientPackets is { } packets)
+            {
+                if (!packets.Append(data))
+                {
+                    channel.SftpClientPackets = null;
+                }
+                else
+                {
+                    sftpPackets = [];
+                    while (packets.TakePacket() is { } packet)
+                    {
+                        sftpPackets.Add(packet);
+                    }
+                }
+            }
+        }
+
+        if (channel.Sftp is not null && sftpPackets is null && channel.SftpClientPackets is null)
+        {
+            // The stream broke the SFTP framing (a packet over the limit): it cannot be inspected, so it is ended.
+            await CloseByGatewayAsync(channel, "the SFTP stream could not be inspected (a packet over the size limit); the channel was closed", 1, wantReply: false, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        if (sftpPackets is null)
+        {
+            await SendToUpstreamAsync(message, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        foreach (var packet in sftpPackets)
+        {
+            await RelaySftpPacketAsync(channel, packet, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask ForwardClientChannelMessageAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    {
+        var recipient = ReadRecipient(message.Span);
+        lock (_gate)
+        {
+            var channel = ByUpstreamId(recipient);
+            if (channel is null || channel.ClosedByGateway)
+            {
+                return;
+            }
+
+            if (message.Span[0] == (byte)SshMessageNumber.ChannelEof && channel.SftpClientPackets is not null)
+            {
+                // Nothing half-sent stays behind: an incomplete packet at EOF is simply never forwarded.
+                channel.SftpClientPackets = null;
+            }
+        }
+
+        await SendToUpstreamAsync(message, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async ValueTask OnClientCloseAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    {
+        var recipient = ReadRecipient(message.Span);
+        SshRelayChannel? channel;
+        bool forward;
+        lock (_gate)
+        {
+            channel = ByUpstreamId(recipient);
+            if (channel is null || channel.ClientClosed)
+            {
+                return;
+            }
+
+            channel.ClientClosed = true;
+            forward = !channel.ClosedByGateway;
+        }
+
+        if (forward)
+        {
+            await SendToUpstreamAsync(message, cancellationToken).ConfigureAwait(false);
+        }
+
+        await RetireIfClosedAsync(channel).ConfigureAwait(false);
+    }
+
+    private async ValueTask OnClientChannelRequestAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    {
+        var request = ChannelRequest.Parse(message.Span);
+        SshRelayChannel? channel;
+        lock (_gate)
+        {
+            channel = ByUpstreamId(request.Recipient);
+            if (channel is null || channel.ClosedByGateway)
+            {
+                return;
+            }
+        }
+
+        switch (request.Type)
+        {
+            case "pty-req":
+                lock (_gate)
+                {
+                    // A client without a terminal of its own (ssh -tt from a pipe) sends 0x0: record the usual 80x24.
+                    channel.Terminal = request.Terminal;
+                    channel.Columns = request.Columns == 0 ? 80 : (int)Math.Min(request.Columns, 1000);
+                    channel.Rows = request.Rows == 0 ? 24 : (int)Math.Min(request.Rows, 1000);
+                }
+
+                await ForwardRequestAsync(channel, message, request.WantReply, cancellationToken).ConfigureAwait(false);
+                return;
+            case "window-change":
+                channel.Recording?.Resize((int)Math.Clamp(request.Columns, 1, 1000), (int)Math.Clamp(request.Rows, 1, 1000));
+                await ForwardRequestAsync(channel, message, request.WantReply, cancellationToken).ConfigureAwait(false);
+                return;
+            case "env":
+                lock (_gate)
+                {
+                    channel.EnvironmentNames.Add(request.Name ?? "");
+                    if (request.Name == "NHIAUDIT_REASON")
+                    {
+                        channel.Reason = request.Value;
+                    }
+                }
+
+                await ForwardRequestAsync(channel, message, request.WantReply, cancellationToken).ConfigureAwait(false);
+                return;
+            case "exec" or "shell" or "subsystem":
+                await OnRunRequestAsync(channel, request, message, cancellationToken).ConfigureAwait(false);
+                return;
+            case "signal" or "break" or "eow@openssh.com" or "xon-xoff":
+                await ForwardRequestAsync(channel, message, request.WantReply, cancellationToken).ConfigureAwait(false);
+                return;
+            default:
+                // Agent and X11 forwarding (auth-agent-req@openssh.com, x11-req) and anything unknown: not relayed.
+                if (request.Type is "auth-agent-req@openssh.com" or "x11-req")
+                {
+                    await RecordRefusedForwardAsync(request.Type == "x11-req" ? "x11-forward" : "agent-forward", request.Type, $"{request.Type} is not relayed by the gateway", cancellationToken).ConfigureAwait(false);
+                }
+
+                if (request.WantReply)
+                {
+                    await AnswerLocallyAsync(channel, [new SshWriter(SshMessageNumber.ChannelFailure).WriteUInt32(channel.ClientId).ToArray()], cancellationToken).ConfigureAwait(false);
+                }
+
+                return;
+        }
+    }
+
+    private async ValueTask OnRunRequestAsync(SshRelayChannel channel, ChannelRequest request, ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    {
+        if (channel.Kind is not null || channel.Type != "session")
+        {
+            // RFC 4254 §6.5: one program per session channel.
+            if (request.WantReply)
+            {
+                await AnswerLocallyAsync(channel, [new SshWriter(SshMessageNumber.ChannelFailure).WriteUInt32(channel.ClientId).ToArray()], cancellationToken).ConfigureAwait(false);
+            }
+
+            return;
+        }
+
+        ScpCommand? scp = null;
+        string action;
+        IReadOnlyList<string> resources = [];
+        switch (request.Type)
+        {
+            case "exec":
+                channel.Command = request.Command ?? "";
+                if (ScpCommand.TryParse(channel.Command, out scp))
+                {
+                    action = scp.Direction == ScpDirection.Upload ? "scp.write" : "scp.read";
+                    resources = [scp.Path];
+                }
+                else
+                {
+                    action = "exec";
+                }
+
+                break;
+            case "shell":
+                action = "shell";
+                break;
+            default:
+                channel.Command = request.Subsystem ?? "";
+                action = channel.Command == "sftp" ? "sftp" : "subsystem";
+                resources = [channel.Command];
+                break;
+        }
+
+        channel.Kind = request.Type;
+        channel.RequestId = NewRequestId();
+        channel.Started = Stopwatch.GetTimestamp();
+        var recorded = request.Type == "shell" || (channel.Terminal is not null && request.Type == "exec");
+        var access = Access(channel, action, channel.Command ?? (channel.Terminal is null ? "shell" : $"shell ({channel.Terminal})"), resources);
+        var decision = _services.Policy.Evaluate(access);
+        var (approvalId, refusal) = decision.Effect switch
+        {
+            PolicyEffect.Deny => (null, $"denied by policy rule '{decision.Rule}': {decision.Reason}"),
+            PolicyEffect.RequireApproval => await HoldForApprovalAsync(channel, access, decision, cancellationToken).ConfigureAwait(false),
+            _ => ((string?)null, (string?)null),
+        };
+
+        string? recordingPath = null;
+        if (refusal is null && recorded)
+        {
+            recordingPath = Path.GetFullPath(Path.Combine(_services.Target.RecordingsDirectory, $"{channel.RequestId}.cast"));
+        }
+
+        try
+        {
+            channel.RequestSeq = await WriteRequestAsync(channel, access, decision, refusal, recordingPath, cancellationToken, approvalId).ConfigureAwait(false);
+        }
+        catch (AuditLogUnavailableException ex)
+        {
+            // Fail closed: nothing runs that the log does not hold.
+            channel.Finished = true;
+            await CloseByGatewayAsync(channel, "the audit log cannot be written: " + ex.Message, DeniedExitStatus, request.WantReply, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        if (refusal is not null)
+        {
+            await CloseByGatewayAsync(channel, refusal, DeniedExitStatus, request.WantReply, cancellationToken).ConfigureAwait(false);
+            await WriteResponseAsync(channel, refusal).ConfigureAwait(false);
+            return;
+        }
+
+        lock (_gate)
+        {
+            if (recordingPath is not null)
+            {
+                var env = channel.Terminal is { } term ? new Dictionary<string, string> { ["TERM"] = term } : null;
+                channel.Recording = AsciicastWriter.Create(recordingPath, channel.Columns, channel.Rows, channel.Command, _services.Time, env);
+            }
+
+            if (action == "sftp")
+            {
+                var observer = channel;
+                channel.Sftp = new SftpObserver(e => PendingSftpEvents(observer).Add(e));
+                channel.SftpClientPackets = new SftpPacketBuffer(new SftpObserverOptions().MaxPacketLength);
+            }
+            else if (scp is not null)
+            {
+                var observer = channel;
+                channel.Scp = new ScpObserver(scp, e => PendingScpEvents(observer).Add(e));
+            }
+        }
+
+        // The host learns who it serves too (sshd passes these on if its AcceptEnv allows them; no reply is asked).
+        var upstreamId = channel.UpstreamId!.Value;
+        await SendToUpstreamAsync(Env(upstreamId, "NHIAUDIT_IDENTITY", _user.Identity.Subject), cancellationToken).ConfigureAwait(false);
+        await SendToUpstreamAsync(Env(upstreamId, "NHIAUDIT_REQUEST_ID", channel.RequestId), cancellationToken).ConfigureAwait(false);
+        await ForwardRequestAsync(channel, message, request.WantReply, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static ReadOnlyMemory<byte> Env(uint recipient, string name, string value) =>
+        new SshWriter(SshMessageNumber.ChannelRequest).WriteUInt32(recipient).WriteString("env").WriteBoolean(false).WriteString(name).WriteString(value).WrittenMemory;
+
+    /// <summary>Holds a run request until an approver decides; returns the approval id and, when not approved, why.</summary>
+    private async Task<(string? ApprovalId, string? Refusal)> HoldForApprovalAsync(SshRelayChannel channel, AccessRequest access, PolicyDecision decision, CancellationToken cancellationToken)
+    {
+        var ticket = _services.Approvals.Submit(access, decision.Rule, channel.RequestId!);
+        if (ticket.State == ApprovalState.Approved)
+        {
+            return (ticket.GrantedByTicket ?? ticket.Id, null);
+        }
+
+        await AppendAsync("ssh.approval.requested", w =>
+        {
+            WriteWho(w, channel);
+            w.WriteString("requestId"u8, channel.RequestId);
+            w.WriteString("approval"u8, ticket.Id);
+            w.WriteString("rule"u8, ticket.Rule);
+            w.WriteString("text"u8, access.Text);
+            w.WriteString("expires"u8, ticket.ExpiresAt);
+        }, AuditAppendMode.Request, cancellationToken).ConfigureAwait(false);
+        _services.Logger.LogInformation("SSH {Action} '{Text}' of {Identity} held for approval {Ticket} (rule {Rule})", access.Action, access.Text, _user.Identity.DisplayName, ticket.Id, ticket.Rule);
+
+        // The workload sees why it waits (stderr), and which ticket to name to an approver.
+        await SendNoticeAsync(channel, $"nhiaudit: '{access.Text}' is held for approval {ticket.Id} (rule '{ticket.Rule}'); waiting until {ticket.ExpiresAt:u}\r\n", cancellationToken).ConfigureAwait(false);
+        var final = await _services.Approvals.WaitAsync(ticket.Id, cancellationToken).ConfigureAwait(false);
+        await AppendAsync("ssh.approval.decided", w =>
+        {
+            w.WriteString("requestId"u8, channel.RequestId);
+            w.WriteString("approval"u8, final.Id);
+            w.WriteString("state"u8, final.State.ToString());
+            if (final.DecidedBy is { } approver)
+            {
+                w.WritePropertyName("decidedBy"u8);
+                w.WriteRawValue(AuditRecordWriter.EncodeIdentity(approver));
+            }
+
+            if (final.DecisionReason is { } why)
+            {
+                w.WriteString("why"u8, why);
+            }
+        }, AuditAppendMode.Request, cancellationToken).ConfigureAwait(false);
+        return final.State switch
+        {
+            ApprovalState.Approved => (final.Id, null),
+            ApprovalState.Denied => (final.Id, $"approval {final.Id} was denied by {final.DecidedBy?.DisplayName ?? "an approver"}{(final.DecisionReason is { Length: > 0 } reason ? ": " + reason : "")}"),
+            ApprovalState.TimedOut => (final.Id, $"approval {final.Id} timed out at {final.ExpiresAt:u}: nobody approved the request"),
+            _ => (final.Id, $"approval {final.Id} was not granted"),
+        };
+    }
+
+    private async ValueTask RelaySftpPacketAsync(SshRelayChannel channel, byte[] packet, CancellationToken cancellationToken)
+    {
+        IReadOnlyList<SftpOperation> operations;
+        lock (_gate)
+        {
+            operations = channel.Sftp!.ObserveClientData(packet);
+        }
+
+        byte[]? refusal = null;
+        foreach (var operation in operations)
+        {
+            var action = operation.Kind == SftpOperationKind.OpenRead ? "sftp.read" : "sftp.write";
+            string[] paths = operation.TargetPath is { } second ? [operation.Path ?? "", second] : [operation.Path ?? ""];
+            var text = $"{SftpOperationName(operation.Kind)} {string.Join(" -> ", paths)}";
+            var access = Access(channel, action, text, paths, new Dictionary<string, object?> { ["operation"] = SftpOperationName(operation.Kind) });
+            var decision = _services.Policy.Evaluate(access);
+            var (approvalId, reason) = decision.Effect switch
+            {
+                PolicyEffect.Deny => (null, $"denied by policy rule '{decision.Rule}': {decision.Reason}"),
+                PolicyEffect.RequireApproval => await HoldForApprovalAsync(channel, access, decision, cancellationToken).ConfigureAwait(false),
+                _ => ((string?)null, (string?)null),
+            };
+            try
+            {
+                await AppendAsync("ssh.sftp.request", w =>
+                {
+                    WriteWho(w, channel);
+                    w.WriteStartObject("request"u8);
+                    w.WriteString("id"u8, channel.RequestId);
+                    w.WriteString("target"u8, _services.Target.Name);
+                    w.WriteString("connection"u8, _connectionId);
+                    w.WriteString("action"u8, action);
+                    w.WriteString("operation"u8, SftpOperationName(operation.Kind));
+                    w.WriteNumber("sftpId"u8, operation.RequestId);
+                    w.WriteString("path"u8, operation.Path);
+                    if (operation.TargetPath is { } target)
+                    {
+                        w.WriteString("targetPath"u8, target);
+                    }
+
+                    w.WriteEndObject();
+                    WritePolicy(w, decision, approvalId, reason);
+                }, AuditAppendMode.Request, cancellationToken).ConfigureAwait(false);
+            }
+            catch (AuditLogUnavailableException ex)
+            {
+                reason = "the audit log cannot be written: " + ex.Message;
+            }
+
+            if (reason is not null)
+            {
+                lock (_gate)
+                {
+                    refusal = channel.Sftp!.Deny(operation.RequestId, "nhiaudit: " + reason);
+                }
+            }
+        }
+
+        await WritePendingEventsAsync(channel).ConfigureAwait(false);
+        if (refusal is not null)
+        {
+            // The refused packet never reaches the host: the client gets the host's "answer" from us, and the window
+            // its packet used back from us too (the host never saw those bytes, so it will not grant them).
+            await SendToClientAsync(new SshWriter(SshMessageNumber.ChannelWindowAdjust).WriteUInt32(channel.ClientId).WriteUInt32((uint)packet.Length).ToArray(), cancellationToken).ConfigureAwait(false);
+            await SendDataToClientAsync(channel, refusal, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var upstreamId = channel.UpstreamId!.Value;
+        var chunk = (int)Math.Max(1024, Math.Min(channel.UpstreamMaxPacket, 32 * 1024u));
+        for (var offset = 0; offset < packet.Length; offset += chunk)
+        {
+            var part = packet.AsSpan(offset, Math.Min(chunk, packet.Length - offset));
+            await SendToUpstreamAsync(new SshWriter(SshMessageNumber.ChannelData, part.Length + 16).WriteUInt32(upstreamId).WriteString(part).WrittenMemory, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static string SftpOperationName(SftpOperationKind kind) => kind switch
+    {
+        SftpOperationKind.OpenRead => "open-read",
+        SftpOperationKind.OpenWrite => "open-write",
+        SftpOperationKind.Remove => "remove",
+        SftpOperationKind.Rename => "rename",
+        SftpOperationKind.MakeDirectory => "mkdir",
+        SftpOperationKind.RemoveDirectory => "rmdir",
+        SftpOperationKind.SetStat => "setstat",
+        SftpOperationKind.Symlink => "symlink",
+        SftpOperationKind.Hardlink => "hardlink",
+        _ => kind.ToString(),
+    };
+
+    private async ValueTask ForwardRequestAsync(SshRelayChannel channel, ReadOnlyMemory<byte> message, bool wantReply, CancellationToken cancellationToken)
+    {
+        if (wantReply)
+        {
+            lock (_gate)
+            {
+                channel.Replies.Enqueue(PendingReply.Upstream);
+            }
+        }
+
+        await SendToUpstreamAsync(message, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Sends the relay's own answer, after every answer the upstream still owes on the channel.</summary>
+    private async ValueTask AnswerLocallyAsync(SshRelayChannel channel, IReadOnlyList<byte[]> messages, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            if (channel.Replies.Count > 0)
+            {
+                channel.Replies.Enqueue(new PendingReply(messages));
+                return;
+            }
+        }
+
+        foreach (var message in messages)
+        {
+            await SendToClientAsync(message, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Ends a channel the gateway refused: the reason on stderr, exit status, EOF and CLOSE to the client (after the
+    /// answers it awaits), CLOSE to the upstream; both peers' CLOSE answers are swallowed.
+    /// </summary>
+    private async ValueTask CloseByGatewayAsync(SshRelayChannel channel, string reason, uint exitStatus, bool wantReply, CancellationToken cancellationToken)
+    {
+        var messages = new List<byte[]>();
+        if (wantReply)
+        {
+            messages.Add(new SshWriter(SshMessageNumber.ChannelSuccess).WriteUInt32(channel.ClientId).ToArray());
+        }
+
+        var text = Encoding.UTF8.GetBytes($"nhiaudit: {reason}\r\n");
+        lock (_gate)
+        {
+            channel.ClosedByGateway = true;
+            var room = (int)Math.Clamp(Math.Min(channel.ClientWindow, channel.ClientMaxPacket), 0, text.Length);
+            if (room > 0)
+            {
+                messages.Add(new SshWriter(SshMessageNumber.ChannelExtendedData).WriteUInt32(channel.ClientId).WriteUInt32(1).WriteString(text.AsSpan(0, room)).ToArray());
+                channel.ClientWindow -= room;
+            }
+        }
+
+        messages.Add(new SshWriter(SshMessageNumber.ChannelRequest).WriteUInt32(channel.ClientId).WriteString("exit-status").WriteBoolean(false).WriteUInt32(exitStatus).ToArray());
+        messages.Add(new SshWriter(SshMessageNumber.ChannelEof).WriteUInt32(channel.ClientId).ToArray());
+        messages.Add(new SshWriter(SshMessageNumber.ChannelClose).WriteUInt32(channel.ClientId).ToArray());
+        lock (_gate)
+        {
+            channel.ExitStatus = exitStatus;
+        }
+
+        if (channel.UpstreamId is { } upstreamId)
+        {
+            await SendToUpstreamAsync(new SshWriter(SshMessageNumber.ChannelClose).WriteUInt32(upstreamId).WrittenMemory, cancellationToken).ConfigureAwait(false);
+        }
+
+        await AnswerLocallyAsync(channel, messages, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Writes a notice on the channel's stderr, within the client's window; the upstream's view of that window is corrected as the client grants more.</summary>
+    private async ValueTask SendNoticeAsync(SshRelayChannel channel, string notice, CancellationToken cancellationToken)
+    {
+        var text = Encoding.UTF8.GetBytes(notice);
+        int room;
+        lock (_gate)
+        {
+            room = (int)Math.Clamp(Math.Min(channel.ClientWindow, channel.ClientMaxPacket), 0, text.Length);
+            channel.ClientWindow -= room;
+            channel.WindowDebt += room;
+        }
+
+        if (room > 0)
+        {
+            await SendToClientAsync(new SshWriter(SshMessageNumber.ChannelExtendedData).WriteUInt32(channel.ClientId).WriteUInt32(1).WriteString(text.AsSpan(0, room)).ToArray(), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask SendDataToClientAsync(SshRelayChannel channel, byte[] data, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            channel.ClientWindow -= data.Length;
+            channel.WindowDebt += data.Length;
+        }
+
+        await SendToClientAsync(new SshWriter(SshMessageNumber.ChannelData, data.Length + 16).WriteUInt32(channel.ClientId).WriteString(data).ToArray(), cancellationToken).ConfigureAwait(false);
+    }
+
+    // ---------------------------------------------------------------- upstream → client
+
+    private async Task<SshTransport> EnsureUpstreamAsync(CancellationToken cancellationToken)
+    {
+        if (_upstream is not null)
+        {
+            return _upstream;
+        }
+
+        _upstream = await _services.ConnectUpstream(cancellationToken).ConfigureAwait(false);
+        _upstreamPump = Task.Run(PumpUpstreamAsync, CancellationToken.None);
+        return _upstream;
+    }
+
+    private async Task PumpUpstreamAsync()
+    {
+        var upstream = _upstream!;
+        var token = _stopping.Token;
+        string why;
+        try
+        {
+            while (true)
+            {
+                var message = await upstream.ReceiveMessageAsync(token).ConfigureAwait(false);
+                await OnUpstreamMessageAsync(upstream, message, token).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        {
+            return;
+        }
+        catch (SshConnectionClosedException ex)
+        {
+            why = "the host closed the connection: " + ex.Message;
+        }
+        catch (SshProtocolException ex)
+        {
+            why = "the host broke the protocol: " + ex.Message;
+            await TryDisconnectAsync(upstream, ex.Reason, ex.Message).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException)
+        {
+            why = "the connection to the host was lost: " + ex.Message;
+        }
+        catch (Exception ex)
+        {
+            _services.Logger.LogError(ex, "SSH relay to {Target} failed", _services.Target.Name);
+            why = "the gateway failed: " + ex.Message;
+        }
+
+        if (!token.IsCancellationRequested)
+        {
+            _endConnection(why);
+        }
+    }
+
+    private ValueTask OnUpstreamMessageAsync(SshTransport upstream, ReadOnlyMemory<byte> message, CancellationToken cancellationToken) => (SshMessageNumber)message.Span[0] switch
+    {
+        SshMessageNumber.GlobalRequest => OnUpstreamGlobalRequestAsync(upstream, message, cancellationToken),
+        SshMessageNumber.RequestSuccess or SshMessageNumber.RequestFailure => ValueTask.CompletedTask,
+        SshMessageNumber.ChannelOpen => OnUpstreamChannelOpenAsync(upstream, message, cancellationToken),
+        SshMessageNumber.ChannelOpenConfirmation => OnUpstreamOpenConfirmationAsync(message, cancellationToken),
+        SshMessageNumber.ChannelOpenFailure => OnUpstreamOpenFailureAsync(message, cancellationToken),
+        SshMessageNumber.ChannelData or SshMessageNumber.ChannelExtendedData => OnUpstreamDataAsync(message, cancellationToken),
+        SshMessageNumber.ChannelSuccess or SshMessageNumber.ChannelFailure => OnUpstreamReplyAsync(message, cancellationToken),
+        SshMessageNumber.ChannelRequest => OnUpstreamChannelRequestAsync(message, cancellationToken),
+        SshMessageNumber.ChannelClose => OnUpstreamCloseAsync(message, cancellationToken),
+        SshMessageNumber.ChannelWindowAdjust or SshMessageNumber.ChannelEof => ForwardUpstreamChannelMessageAsync(message, cancellationToken),
+        _ => upstream.SendUnimplementedForLastPacketAsync(cancellationToken),
+    };
+
+    private static ValueTask OnUpstreamGlobalRequestAsync(SshTransport upstream, ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    {
+        // hostkeys-00@openssh.com (no reply wanted) and keepalives: the gateway's business with the host, not the workload's.
+        var reader = new SshReader(message.Span[1..]);
+        reader.ReadUtf8String();
+        return reader.ReadBoolean()
+            ? upstream.SendMessageAsync(new SshWriter(SshMessageNumber.RequestFailure).WrittenMemory, cancellationToken)
+            : ValueTask.CompletedTask;
+    }
+
+    private static ValueTask OnUpstreamChannelOpenAsync(SshTransport upstream, ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    {
+        var reader = new SshReader(message.Span[1..]);
+        var type = reader.ReadUtf8String();
+        var sender = reader.ReadUInt32();
+        return upstream.SendMessageAsync(
+            new SshWriter(SshMessageNumber.ChannelOpenFailure).WriteUInt32(sender).WriteUInt32(OpenAdministrativelyProhibited)
+                .WriteString($"the gateway does not relay {type} channels toward the workload").WriteString("").WrittenMemory,
+            cancellationToken);
+    }
+
+    private async ValueTask OnUpstreamOpenConfirmationAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    {
+        var reader = new SshReader(message.Span[1..]);
+        var recipient = reader.ReadUInt32();
+        var sender = reader.ReadUInt32();
+        reader.ReadUInt32();
+        var maxPacket = reader.ReadUInt32();
+        lock (_gate)
+        {
+            if (!_byClientId.TryGetValue(recipient, out var channel) || channel.UpstreamId is not null || _byUpstreamId.ContainsKey(sender))
+            {
+                throw new SshProtocolException($"the host confirmed a channel {recipient} the client did not open");
+            }
+
+            channel.UpstreamId = sender;
+            channel.UpstreamMaxPacket = maxPacket;
+            _byUpstreamId.Add(sender, channel);
+        }
+
+        await SendToClientAsync(message, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async ValueTask OnUpstreamOpenFailureAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    {
+        var recipient = ReadRecipient(message.Span);
+        SshRelayChannel? channel;
+        lock (_gate)
+        {
+            if (!_byClientId.Remove(recipient, out channel) || channel.UpstreamId is not null)
+            {
+                throw new SshProtocolException($"the host refused a channel {recipient} the client did not open");
+            }
+        }
+
+        await SendToClientAsync(message, cancellationToken).ConfigureAwait(false);
+        if (channel.RequestSeq > 0)
+        {
+            await WriteResponseAsync(channel, "the host refused the channel").ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask OnUpstreamDataAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    {
+        var recipient = ReadRecipient(message.Span);
+        SshRelayChannel? channel;
+        lock (_gate)
+        {
+            if (!_byClientId.TryGetValue(recipient, out channel) || channel.ClosedByGateway)
+            {
+                return;
+            }
+
+            var extended = message.Span[0] == (byte)SshMessageNumber.ChannelExtendedData;
+            var data = extended ? ExtendedDataOf(message.Span) : DataOf(message.Span);
+            channel.ClientWindow -= data.Length;
+            if (extended)
+            {
+                channel.StderrBytes += data.Length;
+            }
+            else
+            {
+                channel.BytesToClient += data.Length;
+                channel.Sftp?.ObserveServerData(data);
+                channel.Scp?.ObserveServerData(data);
+            }
+
+            channel.Recording?.Output(data);
+        }
+
+        await SendToClientAsync(message, cancellationToken).ConfigureAwait(false);
+        if (channel.Sftp is not null || channel.Scp is not null)
+        {
+            await WritePendingEventsAsync(channel).ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask OnUpstreamReplyAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    {
+        var recipient = ReadRecipient(message.Span);
+        var release = new List<byte[]>();
+        lock (_gate)
+        {
+            if (!_byClientId.TryGetValue(recipient, out var channel))
+            {
+                return;
+            }
+
+            // The answer to the oldest forwarded request, then every answer of the relay's own queued behind it.
+            if (channel.Replies.TryPeek(out var head) && head.LocalMessages is null)
+            {
+                channel.Replies.Dequeue();
+            }
+
+            release.Add(message.ToArray());
+            while (channel.Replies.TryPeek(out var next) && next.LocalMessages is { } local)
+            {
+                channel.Replies.Dequeue();
+                release.AddRange(local);
+            }
+        }
+
+        foreach (var send in release)
+        {
+            await SendToClientAsync(send, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask OnUpstreamChannelRequestAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    {
+        var reader = new SshReader(message.Span[1..]);
+        var recipient = reader.ReadUInt32();
+        var type = reader.ReadUtf8String();
+        reader.ReadBoolean();
+        lock (_gate)
+        {
+            if (!_byClientId.TryGetValue(recipient, out var channel) || channel.ClosedByGateway)
+            {
+                return;
+            }
+
+            if (type == "exit-status")
+            {
+                channel.ExitStatus = reader.ReadUInt32();
+            }
+            else if (type == "exit-signal")
+            {
+                channel.ExitSignal = reader.ReadUtf8String();
+            }
+        }
+
+        await SendToClientAsync(message, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async ValueTask ForwardUpstreamChannelMessageAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    {
+        var recipient = ReadRecipient(message.Span);
+        lock (_gate)
+        {
+            if (!_byClientId.TryGetValue(recipient, out var channel) || channel.ClosedByGateway)
+            {
+                return;
+            }
+        }
+
+        await SendToClientAsync(message, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async ValueTask OnUpstreamCloseAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    {
+        var recipient = ReadRecipient(message.Span);
+        SshRelayChannel? channel;
+        bool forward;
+        lock (_gate)
+        {
+            if (!_byClientId.TryGetValue(recipient, out channel) || channel.UpstreamClosed)
+            {
+                return;
+            }
+
+            channel.UpstreamClosed = true;
+            forward = !channel.ClosedByGateway;
+        }
+
+        if (forward)
+        {
+            await SendToClientAsync(message, cancellationToken).ConfigureAwait(false);
+        }
+
+        await RetireIfClosedAsync(channel).ConfigureAwait(false);
+    }
+
+    // ---------------------------------------------------------------- audit
+
+    private AccessRequest Access(SshRelayChannel channel, string action, string text, IReadOnlyList<string> resources, Dictionary<string, object?>? extra = null)
+    {
+        var attributes = extra ?? [];
+        attributes["user"] = _user.UserName;
+        attributes["upstreamUser"] = _services.Target.Upstream.Username;
+        attributes["pty"] = channel.Terminal is not null;
+        attributes["method"] = _user.Method;
+        return new AccessRequest
+        {
+            Protocol = "ssh",
+            Target = _services.Target.Name,
+            Action = action,
+            Resources = resources,
+            Text = text,
+            Attributes = attributes,
+            Identity = _user.Identity,
+        };
+    }
+
+    private string NewRequestId() => $"{_connectionId}-{Interlocked.Increment(ref _requests)}";
+
+    private void WriteWho(Utf8JsonWriter w, SshRelayChannel? channel)
+    {
+        AuditRecordWriter.WriteRawIdentity(w, _identityJson);
+        if (channel?.Reason is { } reason)
+        {
+            w.WriteString("reason"u8, reason);
+        }
+    }
+
+    private static void WritePolicy(Utf8JsonWriter w, PolicyDecision decision, string? approvalId, string? refusal)
+    {
+        w.WriteStartObject("policy"u8);
+        w.WriteString("effect"u8, decision.Effect.ToString());
+        w.WriteString("rule"u8, decision.Rule);
+        w.WriteNumber("version"u8, decision.PolicyVersion);
+        w.WriteEndObject();
+        if (approvalId is not null)
+        {
+            w.WriteString("approval"u8, approvalId);
+        }
+
+        if (refusal is not null)
+        {
+            w.WriteString("refused"u8, refusal);
+        }
+    }
+
+    private Task<long> WriteRequestAsync(SshRelayChannel channel, AccessRequest access, PolicyDecision decision, string? refusal, string? recording, CancellationToken cancellationToken, string? approvalId = null) =>
+        AppendAsync("ssh.request", w =>
+        {
+            WriteWho(w, channel);
+            w.WriteStartObject("request"u8);
+            w.WriteString("id"u8, channel.RequestId);
+            w.WriteString("target"u8, _services.Target.Name);
+            w.WriteString("connection"u8, _connectionId);
+            w.WriteString("client"u8, _clientAddress);
+            w.WriteString("user"u8, _user.UserName);
+            w.WriteString("upstreamUser"u8, _services.Target.Upstream.Username);
+            w.WriteString("action"u8, access.Action);
+            if (channel.Kind == "exec")
+            {
+                w.WriteString("command"u8, channel.Command);
+            }
+            else if (channel.Kind == "subsystem")
+            {
+                w.WriteString("subsystem"u8, channel.Command);
+            }
+            else if (channel.Kind == "port-forward")
+            {
+                w.WriteString("destination"u8, channel.Command);
+            }
+
+            if (channel.Terminal is { } term)
+            {
+                w.WriteStartObject("pty"u8);
+                w.WriteString("term"u8, term);
+                w.WriteNumber("cols"u8, channel.Columns);
+                w.WriteNumber("rows"u8, channel.Rows);
+                w.WriteEndObject();
+            }
+
+            if (channel.EnvironmentNames.Count > 0)
+            {
+                w.WriteStartArray("env"u8);
+                foreach (var name in channel.EnvironmentNames)
+                {
+                    w.WriteStringValue(name);
+                }
+
+                w.WriteEndArray();
+            }
+
+            if (recording is not null)
+            {
+                w.WriteString("recording"u8, recording);
+            }
+
+            w.WriteEndObject();
+            WritePolicy(w, decision, approvalId, refusal);
+        }, AuditAppendMode.Request, cancellationToken);
+
+    private async Task WriteResponseAsync(SshRelayChannel channel, string? error)
+    {
+        AsciicastWriter? recording;
+        lock (_gate)
+        {
+            if (channel.Finished || channel.RequestSeq == 0)
+            {
+                return;
+            }
+
+            channel.Finished = true;
+            recording = channel.Recording;
+            channel.Recording = null;
+            channel.Sftp?.Complete();
+            channel.Scp?.Complete();
+        }
+
+        await WritePendingEventsAsync(channel).ConfigureAwait(false);
+        if (recording is not null)
+        {
+            await recording.DisposeAsync().ConfigureAwait(false);
+        }
+
+        try
+        {
+            await AppendAsync("ssh.response", w =>
+            {
+                w.WriteNumber("request"u8, channel.RequestSeq);
+                w.WriteString("requestId"u8, channel.RequestId);
+                if (channel.ExitStatus is { } status)
+                {
+                    w.WriteNumber("exitStatus"u8, status);
+                }
+
+                if (channel.ExitSignal is { } signal)
+                {
+                    w.WriteString("exitSignal"u8, signal);
+                }
+
+                w.WriteNumber("bytesIn"u8, channel.BytesFromClient);
+                w.WriteNumber("bytesOut"u8, channel.BytesToClient);
+                w.WriteNumber("stderrBytes"u8, channel.StderrBytes);
+                w.WriteNumber("durationMs"u8, Math.Round(Stopwatch.GetElapsedTime(channel.Started).TotalMilliseconds, 3));
+                if (recording is not null)
+                {
+                    w.WriteString("recording"u8, Path.GetFullPath(recording.Path));
+                    w.WriteString("recordingSha256"u8, recording.Sha256);
+                    w.WriteNumber("recordingEvents"u8, recording.EventCount);
+                }
+
+                if (error is not null)
+                {
+                    w.WriteString("error"u8, error);
+                }
+            }, AuditAppendMode.Deferred, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (AuditLogUnavailableException ex)
+        {
+            _services.Logger.LogError("SSH response of {Request} could not be logged: {Message}", channel.RequestId, ex.Message);
+        }
+    }
+
+    private readonly Dictionary<SshRelayChannel, List<SftpEvent>> _sftpEvents = [];
+    private readonly Dictionary<SshRelayChannel, List<ScpFileEvent>> _scpEvents = [];
+
+    private List<SftpEvent> PendingSftpEvents(SshRelayChannel channel)
+    {
+        if (!_sftpEvents.TryGetValue(channel, out var list))
+        {
+            _sftpEvents[channel] = list = [];
+        }
+
+        return list;
+    }
+
+    private List<ScpFileEvent> PendingScpEvents(SshRelayChannel channel)
+    {
+        if (!_scpEvents.TryGetValue(channel, out var list))
+        {
+            _scpEvents[channel] = list = [];
+        }
+
+        return list;
+    }
+
+    private async Task WritePendingEventsAsync(SshRelayChannel channel)
+    {
+        List<SftpEvent>? sftp = null;
+        List<ScpFileEvent>? scp = null;
+        lock (_gate)
+        {
+            if (_sftpEvents.Remove(channel, out var s) && s.Count > 0)
+            {
+                sftp = s;
+            }
+
+            if (_scpEvents.Remove(channel, out var c) && c.Count > 0)
+            {
+                scp = c;
+            }
+        }
+
+        try
+        {
+            foreach (var e in sftp ?? [])
+            {
+                if (e.Kind == SftpEventKind.Version)
+                {
+                    continue;
+                }
+
+                await AppendAsync("ssh.sftp", w =>
+                {
+                    w.WriteNumber("request"u8, channel.RequestSeq);
+                    w.WriteString("requestId"u8, channel.RequestId);
+                    w.WriteString("kind"u8, e.Kind.ToString());
+                    w.WriteString("path"u8, e.Path);
+                    if (e.TargetPath is { } target)
+                    {
+                        w.WriteString("targetPath"u8, target);
+                    }
+
+                    w.WriteBoolean("succeeded"u8, e.Succeeded);
+                    if (e.Denied)
+                    {
+                        w.WriteBoolean("denied"u8, true);
+                    }
+
+                    if (e.Status is { } status)
+                    {
+                        w.WriteString("status"u8, status.ToString());
+                    }
+
+                    if (e.Transfer is { } transfer)
+                    {
+                        w.WriteNumber("bytesRead"u8, transfer.BytesRead);
+                        w.WriteNumber("bytesWritten"u8, transfer.BytesWritten);
+                        if (transfer.Sha256 is { } sha)
+                        {
+                            w.WriteString("sha256"u8, sha);
+                        }
+
+                        if (transfer.NotHashedReason is { } why)
+                        {
+                            w.WriteString("notHashed"u8, why);
+                        }
+                    }
+
+                    if (e.EntryCount is { } entries)
+                    {
+                        w.WriteNumber("entries"u8, entries);
+                    }
+
+                    if (e.Detail is { } detail)
+                    {
+                        w.WriteString("detail"u8, detail);
+                    }
+                }, AuditAppendMode.Deferred, CancellationToken.None).ConfigureAwait(false);
+            }
+
+            foreach (var e in scp ?? [])
+            {
+                await AppendAsync("ssh.scp", w =>
+                {
+                    w.WriteNumber("request"u8, channel.RequestSeq);
+                    w.WriteString("requestId"u8, channel.RequestId);
+                    w.WriteString("kind"u8, e.Kind.ToString());
+                    w.WriteString("path"u8, e.Path);
+                    w.WriteNumber("size"u8, e.Size);
+                    if (e.Mode is { } mode)
+                    {
+                        w.WriteString("mode"u8, mode);
+                    }
+
+                    if (e.Sha256 is { } sha)
+                    {
+                        w.WriteString("sha256"u8, sha);
+                    }
+
+                    if (e.Error is { } error)
+                    {
+                        w.WriteString("error"u8, error);
+                    }
+                }, AuditAppendMode.Deferred, CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+        catch (AuditLogUnavailableException ex)
+        {
+            _services.Logger.LogError("SSH file events of {Request} could not be logged: {Message}", channel.RequestId, ex.Message);
+        }
+    }
+
+    private async Task RecordRefusedForwardAsync(string action, string what, string refusal, CancellationToken cancellationToken)
+    {
+        var access = new AccessRequest { Protocol = "ssh", Target = _services.Target.Name, Action = action, Resources = [what], Text = what, Identity = _user.Identity };
+        var decision = _services.Policy.Evaluate(access);
+        await AppendAsync("ssh.request", w =>
+        {
+            WriteWho(w, null);
+            w.WriteStartObject("request"u8);
+            w.WriteString("id"u8, NewRequestId());
+            w.WriteString("target"u8, _services.Target.Name);
+            w.WriteString("connection"u8, _connectionId);
+            w.WriteString("client"u8, _clientAddress);
+            w.WriteString("user"u8, _user.UserName);
+            w.WriteString("action"u8, action);
+            w.WriteString("destination"u8, what);
+            w.WriteEndObject();
+            WritePolicy(w, decision, null, refusal);
+        }, AuditAppendMode.Request, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<long> AppendAsync(string type, Action<Utf8JsonWriter> fields, AuditAppendMode mode, CancellationToken cancellationToken)
+    {
+        using var records = new AuditRecordWriter();
+        var w = records.Begin(type);
+        fields(w);
+        var seq = await _services.AuditLog.AppendAsync(records.End(), mode, cancellationToken).ConfigureAwait(false);
+        if (mode == AuditAppendMode.Request)
+        {
+            // As durable as configured before the request goes on; file events and responses ride with the next commit.
+            await _services.AuditLog.CommitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        return seq;
+    }
+
+    // ---------------------------------------------------------------- plumbing
+
+    private SshRelayChannel? ByUpstreamId(uint upstreamId) => _byUpstreamId.GetValueOrDefault(upstreamId);
+
+    private async Task RetireIfClosedAsync(SshRelayChannel channel)
+    {
+        lock (_gate)
+        {
+            if (!channel.FullyClosed)
+            {
+                return;
+            }
+
+            _byClientId.Remove(channel.ClientId);
+            if (channel.UpstreamId is { } upstreamId)
+            {
+                _byUpstreamId.Remove(upstreamId);
+            }
+        }
+
+        await WriteResponseAsync(channel, null).ConfigureAwait(false);
+    }
+
+    private ValueTask SendToClientAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken) =>
+        _client.SendMessageAsync(message, cancellationToken);
+
+    private ValueTask SendToUpstreamAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken) =>
+        _upstream is { } upstream ? upstream.SendMessageAsync(message, cancellationToken) : ValueTask.CompletedTask;
+
+    private static uint ReadRecipient(ReadOnlySpan<byte> message) => new SshReader(message[1..]).ReadUInt32();
+
+    private static (uint Channel, uint Value) ReadChannelAndUInt32(ReadOnlySpan<byte> message)
+    {
+        var reader = new SshReader(message[1..]);
+        return (reader.ReadUInt32(), reader.ReadUInt32());
+    }
+
+    private static ReadOnlySpan<byte> DataOf(ReadOnlySpan<byte> message)
+    {
+        var reader = new SshReader(message[1..]);
+        reader.ReadUInt32();
+        return reader.ReadStringBytes();
+    }
+
+    private static ReadOnlySpan<byte> ExtendedDataOf(ReadOnlySpan<byte> message)
+    {
+        var reader = new SshReader(message[1..]);
+        reader.ReadUInt32();
+        reader.ReadUInt32();
+        return reader.ReadStringBytes();
+    }
+
+    private static async Task TryDisconnectAsync(SshTransport transport, SshDisconnectReason reason, string description)
+    {
+        try
+        {
+            await transport.DisconnectAsync(reason, description, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException or OperationCanceledException)
+        {
+            // Best effort: the peer may be gone.
+        }
+    }
+
+    /// <summary>Ends the upstream connection and writes what is still owed for open channels.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_upstream is { } upstream)
+        {
+            await TryDisconnectAsync(upstream, SshDisconnectReason.ByApplication, "the workload's connection ended").ConfigureAwait(false);
+            await upstream.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_upstreamPump is { } pump)
+        {
+            await pump.ConfigureAwait(false);
+        }
+
+        List<SshRelayChannel> open;
+        lock (_gate)
+        {
+            open = [.. _byClientId.Values];
+            _byClientId.Clear();
+            _byUpstreamId.Clear();
+        }
+
+        foreach (var channel in open)
+        {
+            await WriteResponseAsync(channel, "the connection ended with the channel open").ConfigureAwait(false);
+        }
+
+        _stopping.Dispose();
+    }
+
+    /// <summary>The fields of SSH_MSG_CHANNEL_REQUEST the relay reads (RFC 4254 §6).</summary>
+    private sealed record ChannelRequest(uint Recipient, string Type, bool WantReply)
+    {
+        public string? Command { get; private init; }
+
+        public string? Subsystem { get; private init; }
+
+        public string? Terminal { get; private init; }
+
+        public uint Columns { get; private init; }
+
+        public uint Rows { get; private init; }
+
+        public string? Name { get; private init; }
+
+        public string? Value { get; private init; }
+
+        public static ChannelRequest Parse(ReadOnlySpan<byte> message)
+        {
+            var reader = new SshReader(message[1..]);
+            var request = new ChannelRequest(reader.ReadUInt32(), reader.ReadUtf8String(), reader.ReadBoolean());
+            return request.Type switch
+            {
+                "exec" => request with { Command = reader.ReadUtf8String() },
+                "subsystem" => request with { Subsystem = reader.ReadUtf8String() },
+                "pty-req" => request with { Terminal = reader.ReadUtf8String(), Columns = reader.ReadUInt32(), Rows = reader.ReadUInt32() },
+                "window-change" => request with { Columns = reader.ReadUInt32(), Rows = reader.ReadUInt32() },
+                "env" => request with { Name = reader.ReadUtf8String(), Value = reader.ReadUtf8String() },
+                _ => request,
+            };
+        }
+    }
+}
