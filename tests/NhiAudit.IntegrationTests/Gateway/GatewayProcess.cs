@@ -41,44 +41,48 @@ public sealed class GatewayProcess : IAsyncDisposable
     public static Task<ProcessResult> RunCliAsync(IEnumerable<string> args, string? workingDirectory = null) =>
         ProcessRunner.RunAsync("dotnet", [ProgramPath, .. args], timeout: TimeSpan.FromSeconds(60), workingDirectory: workingDirectory);
 
-    public static async Task<GatewayProcess> StartAsync(PostgresServer server, string? directory = null, string durability = "WriteAhead", Action<Dictionary<string, object?>>? configure = null)
+    public static Task<GatewayProcess> StartAsync(PostgresServer server, string? directory = null, string durability = "WriteAhead", Action<Dictionary<string, object?>>? configure = null)
+    {
+        var port = FreePort.Get();
+        return StartAsync(port, directory, durability, section =>
+        {
+            section["Postgres"] = new
+            {
+                Targets = new[]
+                {
+                    new
+                    {
+                        Name = "orders",
+                        Listen = $"127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}",
+                        Upstream = new { Host = server.Host, server.Port, Username = PostgresServer.AppUser, Password = PostgresServer.AppPassword, SslMode = "Disable" },
+                        Tls = new { Required = false, StateDirectory = Path.Combine((string)section["Directory"]!, "state") },
+                    },
+                },
+            };
+            configure?.Invoke(section);
+        });
+    }
+
+    /// <summary>
+    /// Starts <c>nhiaudit run</c> with the development issuer, its audit log under the directory, and whatever
+    /// <paramref name="configure"/> adds to the <c>NhiAudit</c> section: at least a target listening on
+    /// <paramref name="port"/>, which is awaited. The section's <c>Directory</c> entry names the folder and is removed before writing.
+    /// </summary>
+    public static async Task<GatewayProcess> StartAsync(int port, string? directory, string durability, Action<Dictionary<string, object?>> configure)
     {
         directory ??= Path.Combine(PostgresServer.TempRoot, "gwp-" + Guid.NewGuid().ToString("N")[..10]);
         System.IO.Directory.CreateDirectory(directory);
-        var port = FreePort.Get();
         var section = new Dictionary<string, object?>
         {
+            ["Directory"] = directory,
             ["DevelopmentIssuer"] = new { Directory = Path.Combine(directory, "issuer"), Issuer = "https://issuer.local" },
+            ["Identity"] = new { Issuers = new[] { new { Name = "local", Issuer = "https://issuer.local", JwksFile = Path.Combine(directory, "issuer", "jwks.json"), Audiences = new[] { "nhiaudit" } } } },
+            ["Audit"] = new { Directory = Path.Combine(directory, "audit"), Durability = durability },
         };
-        var config = new
-        {
-            NhiAudit = new
-            {
-                DevelopmentIssuer = new { Directory = Path.Combine(directory, "issuer"), Issuer = "https://issuer.local" },
-                Identity = new { Issuers = new[] { new { Name = "local", Issuer = "https://issuer.local", JwksFile = Path.Combine(directory, "issuer", "jwks.json"), Audiences = new[] { "nhiaudit" } } } },
-                Audit = new { Directory = Path.Combine(directory, "audit"), Durability = durability },
-                Postgres = new
-                {
-                    Targets = new[]
-                    {
-                        new
-                        {
-                            Name = "orders",
-                            Listen = $"127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}",
-                            Upstream = new { Host = server.Host, server.Port, Username = PostgresServer.AppUser, Password = PostgresServer.AppPassword, SslMode = "Disable" },
-                            Tls = new { Required = false, StateDirectory = Path.Combine(directory, "state") },
-                        },
-                    },
-                },
-            },
-        };
-        // The fixed settings above, plus whatever the test adds (Policy, Approvals, Admin, ...).
-        foreach (var property in JsonSerializer.SerializeToElement(config.NhiAudit).EnumerateObject())
-        {
-            section[property.Name] = property.Value;
-        }
 
-        configure?.Invoke(section);
+        // The fixed settings above, plus whatever the test adds (targets, Policy, Approvals, Admin, ...).
+        configure(section);
+        section.Remove("Directory");
         var configFile = Path.Combine(directory, "nhiaudit.json");
         await File.WriteAllTextAsync(configFile, JsonSerializer.Serialize(new Dictionary<string, object?> { ["NhiAudit"] = section }));
 

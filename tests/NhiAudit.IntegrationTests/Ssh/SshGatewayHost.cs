@@ -60,20 +60,7 @@ public sealed class SshGatewayHost : IAsyncDisposable
     {
         var directory = Path.Combine(PostgresServer.TempRoot, "sshgw-" + Guid.NewGuid().ToString("N")[..10]);
         System.IO.Directory.CreateDirectory(Path.Combine(directory, "files"));
-        foreach (var key in new[] { "upstream_host_ed25519", "gateway_client_ed25519", "gateway_host_ed25519", "workload_ed25519", "stranger_ed25519" })
-        {
-            (await ProcessRunner.RunAsync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", key, "-f", Path.Combine(directory, key)]).ConfigureAwait(false)).EnsureSuccess("ssh-keygen");
-        }
-
-        await File.WriteAllTextAsync(Path.Combine(directory, "authorized_keys_root"), await File.ReadAllTextAsync(Path.Combine(directory, "gateway_client_ed25519.pub")).ConfigureAwait(false)).ConfigureAwait(false);
-        var upstreamPort = FreePort.Get();
-        var sshd = await StartSshdAsync(directory, upstreamPort).ConfigureAwait(false);
-
-        string upstreamFingerprint;
-        using (var upstreamKey = SshHostKey.Load(Path.Combine(directory, "upstream_host_ed25519")))
-        {
-            upstreamFingerprint = upstreamKey.Fingerprint;
-        }
+        var (sshd, upstreamPort, upstreamFingerprint) = await StartUpstreamAsync(directory).ConfigureAwait(false);
 
         var issuer = DevelopmentIssuer.LoadOrCreate(Path.Combine(directory, "issuer"), "https://issuer.test");
         var settings = new Dictionary<string, string?>
@@ -121,6 +108,25 @@ public sealed class SshGatewayHost : IAsyncDisposable
             sshd.Kill();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Makes the keys in <paramref name="directory"/> (upstream host, gateway client, gateway host, workload, stranger;
+    /// ed25519, OpenSSH format, .pub beside each) and starts sshd with the gateway's client key authorized for root.
+    /// </summary>
+    internal static async Task<(Process Sshd, int Port, string HostKeyFingerprint)> StartUpstreamAsync(string directory)
+    {
+        System.IO.Directory.CreateDirectory(Path.Combine(directory, "files"));
+        foreach (var key in new[] { "upstream_host_ed25519", "gateway_client_ed25519", "gateway_host_ed25519", "workload_ed25519", "stranger_ed25519" })
+        {
+            (await ProcessRunner.RunAsync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", key, "-f", Path.Combine(directory, key)]).ConfigureAwait(false)).EnsureSuccess("ssh-keygen");
+        }
+
+        await File.WriteAllTextAsync(Path.Combine(directory, "authorized_keys_root"), await File.ReadAllTextAsync(Path.Combine(directory, "gateway_client_ed25519.pub")).ConfigureAwait(false)).ConfigureAwait(false);
+        var port = FreePort.Get();
+        var sshd = await StartSshdAsync(directory, port).ConfigureAwait(false);
+        using var upstreamKey = SshHostKey.Load(Path.Combine(directory, "upstream_host_ed25519"));
+        return (sshd, port, upstreamKey.Fingerprint);
     }
 
     private static async Task<Process> StartSshdAsync(string directory, int port)

@@ -1,0 +1,151 @@
+using System.Diagnostics;
+using System.Globalization;
+using NhiAudit.IntegrationTests.Gateway;
+using NhiAudit.IntegrationTests.Infrastructure;
+
+namespace NhiAudit.IntegrationTests.Ssh;
+
+/// <summary>
+/// The reference gateway process (<c>nhiaudit run --config FILE</c>) with an SSH target from its JSON configuration, in
+/// front of a real sshd: a command held by policy is listed and approved with <c>nhiaudit approvals</c> through the
+/// admin API, and a workload that has a token instead of a key logs in with it as the keyboard-interactive answer.
+/// </summary>
+public sealed class SshGatewayProcessTests : IAsyncLifetime
+{
+    private string _directory = null!;
+    private Process _sshd = null!;
+    private GatewayProcess _gateway = null!;
+    private int _adminPort;
+    private string? _approverToken;
+
+    public async Task InitializeAsync()
+    {
+        _directory = Path.Combine(PostgresServer.TempRoot, "sshproc-" + Guid.NewGuid().ToString("N")[..10]);
+        (_sshd, var upstreamPort, var fingerprint) = await SshGatewayHost.StartUpstreamAsync(_directory);
+        var port = FreePort.Get();
+        _adminPort = FreePort.Get();
+        var workloadKey = (await File.ReadAllTextAsync(Path.Combine(_directory, "workload_ed25519.pub"))).Trim();
+        _gateway = await GatewayProcess.StartAsync(port, _directory, "WriteAhead", section =>
+        {
+            section["Identity"] = new
+            {
+                Issuers = new[] { new { Name = "local", Issuer = "https://issuer.local", JwksFile = Path.Combine(_directory, "issuer", "jwks.json"), Audiences = new[] { "nhiaudit" } } },
+                SshKeys = new[] { new { PublicKey = workloadKey, Subject = "deploy-job", Kind = "ServicePrincipal" } },
+                ApproverRole = "NhiAudit.Approver",
+            };
+            section["Ssh"] = new
+            {
+                Targets = new[]
+                {
+                    new
+                    {
+                        Name = "build",
+                        Listen = $"127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}",
+                        HostKeyFile = Path.Combine(_directory, "gateway_host_ed25519"),
+                        RecordingsDirectory = Path.Combine(_directory, "recordings"),
+                        Upstream = new { Host = "127.0.0.1", Port = upstreamPort, Username = "root", PrivateKeyFile = Path.Combine(_directory, "gateway_client_ed25519"), HostKeyFingerprint = fingerprint },
+                    },
+                },
+            };
+            section["Policy"] = new
+            {
+                Rules = new[] { new { Name = "sudo-needs-approval", When = "request.protocol == 'ssh' && request.action == 'exec' && request.text.startsWith('touch ')", Effect = "RequireApproval" } },
+            };
+            section["Admin"] = new { Listen = $"127.0.0.1:{_adminPort.ToString(CultureInfo.InvariantCulture)}" };
+        });
+        var hostKey = (await File.ReadAllTextAsync(Path.Combine(_directory, "gateway_host_ed25519.pub"))).Trim();
+        await File.WriteAllTextAsync(Path.Combine(_directory, "known_hosts"), $"[127.0.0.1]:{port} {hostKey}\n");
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _gateway.DisposeAsync();
+        if (!_sshd.HasExited)
+        {
+            _sshd.Kill(entireProcessTree: true);
+            await _sshd.WaitForExitAsync();
+        }
+
+        _sshd.Dispose();
+    }
+
+    private Task<ProcessResult> SshAsync(string command) =>
+        ProcessRunner.RunAsync(
+            "ssh",
+            [
+                "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "IdentityFile=" + Path.Combine(_directory, "workload_ed25519"),
+                "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + Path.Combine(_directory, "known_hosts"),
+                "-p", _gateway.Port.ToString(CultureInfo.InvariantCulture), "root@127.0.0.1", command,
+            ],
+            timeout: TimeSpan.FromSeconds(120));
+
+    private async Task<ProcessResult> ApprovalsAsync(params string[] args)
+    {
+        _approverToken ??= await _gateway.MintTokenAsync("alice", "--kind", "User", "--role", "NhiAudit.Approver");
+        return await GatewayProcess.RunCliAsync(["approvals", .. args, "--admin", $"http://127.0.0.1:{_adminPort.ToString(CultureInfo.InvariantCulture)}", "--token", _approverToken]);
+    }
+
+    [Fact]
+    public async Task A_held_command_is_approved_with_the_cli_and_then_runs()
+    {
+        var marker = Path.Combine(_directory, "files", "deployed");
+        var running = SshAsync($"touch {marker} && echo deployed");
+
+        string? ticket = null;
+        for (var i = 0; i < 60 && ticket is null; i++)
+        {
+            var list = await ApprovalsAsync("list");
+            Assert.True(list.Succeeded, list.Describe("approvals list"));
+            ticket = list.StandardOutput.Split('\n').FirstOrDefault(line => line.Contains(marker, StringComparison.Ordinal))?.Split(' ')[0];
+            if (ticket is null)
+            {
+                await Task.Delay(250);
+            }
+        }
+
+        Assert.NotNull(ticket);
+        Assert.False(File.Exists(marker), "nothing runs before the approval");
+        var approve = await ApprovalsAsync("approve", ticket, "--reason", "release 7");
+        Assert.True(approve.Succeeded, approve.Describe("approvals approve"));
+
+        var result = await running;
+        Assert.True(result.ExitCode == 0, result.Describe("ssh"));
+        Assert.Contains("deployed", result.StandardOutput, StringComparison.Ordinal);
+        Assert.True(File.Exists(marker));
+        var records = GatewayHost.ReadRecords(_gateway.AuditDirectory);
+        Assert.Contains(records, r => r.GetProperty("type").GetString() == "ssh.approval.decided" && r.GetProperty("approval").GetString() == ticket
+            && r.GetProperty("decidedBy").GetProperty("subject").GetString() == "alice");
+    }
+
+    [Fact]
+    public async Task A_workload_token_answers_keyboard_interactive_and_names_the_job_in_the_records()
+    {
+        var token = await _gateway.MintTokenAsync("repo:contoso/app:ref:refs/heads/main", "--kind", "FederatedWorkload");
+        var method = new Renci.SshNet.KeyboardInteractiveAuthenticationMethod("deploy");
+        method.AuthenticationPrompt += (_, e) =>
+        {
+            foreach (var prompt in e.Prompts)
+            {
+                prompt.Response = token;
+            }
+        };
+        using var client = new Renci.SshNet.SshClient(new Renci.SshNet.ConnectionInfo("127.0.0.1", _gateway.Port, "deploy", method));
+        await client.ConnectAsync(CancellationToken.None);
+        using var command = client.RunCommand("echo $NHIAUDIT_IDENTITY");
+        Assert.Equal(0, command.ExitStatus);
+        Assert.Equal("repo:contoso/app:ref:refs/heads/main\n", command.Result);
+        client.Disconnect();
+
+        for (var i = 0; i < 50 && !GatewayHost.ReadRecords(_gateway.AuditDirectory).Any(r => r.GetProperty("type").GetString() == "ssh.response"); i++)
+        {
+            await Task.Delay(100);
+        }
+
+        var records = GatewayHost.ReadRecords(_gateway.AuditDirectory);
+        var auth = records.Last(r => r.GetProperty("type").GetString() == "ssh.auth");
+        Assert.Equal("keyboard-interactive", auth.GetProperty("method").GetString());
+        Assert.Equal("repo:contoso/app:ref:refs/heads/main", auth.GetProperty("identity").GetProperty("subject").GetString());
+        Assert.DoesNotContain(records, r => r.GetRawText().Contains(token, StringComparison.Ordinal));
+        Assert.DoesNotContain(records, r => r.GetRawText().Contains(token.Split('.')[2], StringComparison.Ordinal));
+    }
+}
