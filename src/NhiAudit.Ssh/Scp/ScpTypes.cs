@@ -31,14 +31,19 @@ public enum ScpFileEventKind
 /// The file or directory on the remote host, as far as the relay can know it. Upload: where the sink writes, the
 /// command's target joined with the directories entered and the name, except a single top-level file of a copy
 /// that is neither recursive nor to a target known to be a directory (<c>-d</c>, <c>.</c>, a trailing <c>/</c>), which
-/// is the target itself (it may still be a directory: <see cref="Name"/> then completes the path). Download: where the
+/// is the target itself (it may still be a directory: <see cref="Name"/> then completes the path). The sink's file system
+/// decides what the relay cannot see: a recursive copy to a target that does not exist yet lands in the target itself,
+/// without the top directory's name. Download: where the
 /// source reads, the command's path with its last component replaced by the names sent (which is the command's path
 /// itself for a plain single file, and the real file for a glob). For <see cref="ScpFileEventKind.Error"/> the
 /// directory the source was in; empty for <see cref="ScpFileEventKind.ProtocolProblem"/>.
 /// </param>
 /// <param name="Size">The size the source announced in its <c>C</c> line; 0 for directories and errors.</param>
 /// <param name="Mode">The four octal digits of the <c>C</c> or <c>D</c> line, e.g. <c>0644</c>; null otherwise.</param>
-/// <param name="Sha256">Lower-case hex SHA-256 of the content, whenever all of it passed (also for a file the sink then failed to write); null otherwise.</param>
+/// <param name="Sha256">
+/// Lower-case hex SHA-256 of the content, computed as it passed, whenever all of it passed and the source vouched for it
+/// (also for a file the sink then failed to write); null when cut short or when the source reported a read error.
+/// </param>
 /// <param name="Error">The peer's message (without its status byte and newline) or the observer's reason; null on success.</param>
 public sealed record ScpFileEvent(ScpFileEventKind Kind, string Path, long Size, string? Mode, string? Sha256, string? Error)
 {
