@@ -146,7 +146,7 @@ public sealed class SshGateway : BackgroundService
 
         var logger = _loggers.CreateLogger("NhiAudit.Ssh." + target.Name);
         var connector = new SshUpstreamConnector(upstream, clientKey);
-        var services = new SshRelayServices(target, connector.ConnectAsync, _auditLog, _policy, _approvals, _time, logger);
+        var services = new SshRelayServices(target, connector.ConnectAsync, _auditLog, _policy, _approvals, _time, logger) { SessionGrace = _identity.SessionGrace };
         var options = new SshServerOptions
         {
             Transport = new SshTransportOptions { HostKeys = [hostKey] },

@@ -21,7 +21,11 @@ internal sealed record SshRelayServices(
     IPolicyEngine Policy,
     IApprovalBroker Approvals,
     TimeProvider Time,
-    ILogger Logger);
+    ILogger Logger)
+{
+    /// <summary>How long a connection may outlive its credential (a token's or certificate's end); see <c>Identity:SessionGrace</c>.</summary>
+    public TimeSpan SessionGrace { get; init; }
+}
 
 /// <summary>
 /// The connection protocol (RFC 4254) between an authenticated workload and the upstream host. Messages pass through
@@ -55,6 +59,7 @@ internal sealed class SshRelay : IAsyncDisposable
     private readonly Dictionary<uint, SshRelayChannel> _byClientId = [];
     private readonly Dictionary<uint, SshRelayChannel> _byUpstreamId = [];
     private readonly CancellationTokenSource _stopping = new();
+    private readonly ITimer? _expiry;
     private SshTransport? _upstream;
     private Task? _upstreamPump;
     private int _requests;
@@ -69,6 +74,14 @@ internal sealed class SshRelay : IAsyncDisposable
         _clientAddress = clientEndPoint?.ToString() ?? "unknown";
         _endConnection = endConnection;
         _identityJson = AuditRecordWriter.EncodeIdentity(user.Identity);
+        if (user.Identity.ExpiresAt < DateTimeOffset.MaxValue)
+        {
+            // A session ends with the credential that opened it (a token or a certificate), plus the configured grace.
+            var end = user.Identity.ExpiresAt + services.SessionGrace;
+            var due = end - services.Time.GetUtcNow();
+            var reason = $"the workload's credential expired at {end:u}";
+            _expiry = services.Time.CreateTimer(_ => endConnection(reason), null, due > TimeSpan.Zero ? due : TimeSpan.Zero, Timeout.InfiniteTimeSpan);
+        }
     }
 
     /// <summary>Channels open now.</summary>
@@ -1417,6 +1430,33 @@ internal sealed class SshRelay : IAsyncDisposable
         }
     }
 
+    /// <summary>Ends the upstream connection, writes what is still owed for open channels and an <c>ssh.closed</c> record with <paramref name="reason"/>.</summary>
+    public async ValueTask CloseAsync(string reason)
+    {
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            return;
+        }
+
+        await DisposeAsync().ConfigureAwait(false);
+        try
+        {
+            await AppendAsync("ssh.closed", w =>
+            {
+                AuditRecordWriter.WriteRawIdentity(w, _identityJson);
+                w.WriteString("target"u8, _services.Target.Name);
+                w.WriteString("connection"u8, _connectionId);
+                w.WriteString("client"u8, _clientAddress);
+                w.WriteNumber("requests"u8, Volatile.Read(ref _requests));
+                w.WriteString("why"u8, reason);
+            }, AuditAppendMode.Deferred, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (AuditLogUnavailableException ex)
+        {
+            _services.Logger.LogError("SSH connection {Connection} end could not be logged: {Message}", _connectionId, ex.Message);
+        }
+    }
+
     /// <summary>Ends the upstream connection and writes what is still owed for open channels.</summary>
     public async ValueTask DisposeAsync()
     {
@@ -1426,6 +1466,11 @@ internal sealed class SshRelay : IAsyncDisposable
         }
 
         await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_expiry is not null)
+        {
+            await _expiry.DisposeAsync().ConfigureAwait(false);
+        }
+
         if (_upstream is { } upstream)
         {
             await TryDisconnectAsync(upstream, SshDisconnectReason.ByApplication, "the workload's connection ended").ConfigureAwait(false);

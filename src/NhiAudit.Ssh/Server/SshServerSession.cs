@@ -64,6 +64,18 @@ internal sealed class SshServerSession : IAsyncDisposable
     /// <summary>Runs the connection to its end. Never throws: every way out is described by the result.</summary>
     public async Task<SshSessionResult> RunAsync(CancellationToken cancellationToken)
     {
+        var result = await RunConnectionAsync(cancellationToken).ConfigureAwait(false);
+        if (_relay is not null)
+        {
+            // After the client side is gone: closes the upstream and writes what the open channels still owe.
+            await _relay.CloseAsync(result.Description).ConfigureAwait(false);
+        }
+
+        return result;
+    }
+
+    private async Task<SshSessionResult> RunConnectionAsync(CancellationToken cancellationToken)
+    {
         // Cancelled by the relay when the upstream side ends, so that this read loop ends too.
         using var ending = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         _ending = ending;
@@ -110,11 +122,6 @@ internal sealed class SshServerSession : IAsyncDisposable
         }
         finally
         {
-            if (_relay is not null)
-            {
-                await _relay.DisposeAsync().ConfigureAwait(false);
-            }
-
             await _transport.DisposeAsync().ConfigureAwait(false);
         }
     }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.Json;
 using NhiAudit.IntegrationTests.Gateway;
 using NhiAudit.IntegrationTests.Infrastructure;
 
@@ -147,5 +148,39 @@ public sealed class SshGatewayProcessTests : IAsyncLifetime
         Assert.Equal("repo:contoso/app:ref:refs/heads/main", auth.GetProperty("identity").GetProperty("subject").GetString());
         Assert.DoesNotContain(records, r => r.GetRawText().Contains(token, StringComparison.Ordinal));
         Assert.DoesNotContain(records, r => r.GetRawText().Contains(token.Split('.')[2], StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_connection_opened_with_a_token_ends_when_the_token_expires()
+    {
+        var token = await _gateway.MintTokenAsync("short-lived-job", "--lifetime", "00:00:08");
+        var method = new Renci.SshNet.KeyboardInteractiveAuthenticationMethod("deploy");
+        method.AuthenticationPrompt += (_, e) =>
+        {
+            foreach (var prompt in e.Prompts)
+            {
+                prompt.Response = token;
+            }
+        };
+        using var client = new Renci.SshNet.SshClient(new Renci.SshNet.ConnectionInfo("127.0.0.1", _gateway.Port, "deploy", method));
+        await client.ConnectAsync(CancellationToken.None);
+
+        // The command would outlive the token by far; the gateway ends the connection instead.
+        await Assert.ThrowsAnyAsync<Exception>(() => Task.Run(() => client.RunCommand("sleep 120; echo finished")));
+
+        JsonElement? closed = null;
+        for (var i = 0; i < 50 && closed is null; i++)
+        {
+            closed = GatewayHost.ReadRecords(_gateway.AuditDirectory)
+                .Where(r => r.GetProperty("type").GetString() == "ssh.closed" && r.GetProperty("identity").GetProperty("subject").GetString() == "short-lived-job")
+                .Select(r => (JsonElement?)r).LastOrDefault();
+            if (closed is null)
+            {
+                await Task.Delay(100);
+            }
+        }
+
+        Assert.NotNull(closed);
+        Assert.Contains("credential expired", closed.Value.GetProperty("why").GetString(), StringComparison.Ordinal);
     }
 }
