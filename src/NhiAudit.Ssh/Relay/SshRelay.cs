@@ -164,6 +164,13 @@ internal sealed class SshRelay : IAsyncDisposable
             var host = reader.ReadUtf8String();
             var port = reader.ReadUInt32();
             destination = $"{host}:{port}";
+            reader.ReadUtf8String();
+            reader.ReadUInt32();
+            reader.EnsureEnd();
+        }
+        else if (type == "session")
+        {
+            reader.EnsureEnd();
         }
 
         lock (_gate)
@@ -1395,12 +1402,48 @@ internal sealed class SshRelay : IAsyncDisposable
     private ValueTask SendToUpstreamAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken) =>
         _upstream is { } upstream ? upstream.SendMessageAsync(message, cancellationToken) : ValueTask.CompletedTask;
 
-    private static uint ReadRecipient(ReadOnlySpan<byte> message) => new SshReader(message[1..]).ReadUInt32();
+    /// <summary>
+    /// The recipient channel of a channel message, after checking the whole message has exactly the fields RFC 4254
+    /// gives it: the relay forwards messages verbatim, so it must never pass on one the other peer would choke on.
+    /// </summary>
+    private static uint ReadRecipient(ReadOnlySpan<byte> message)
+    {
+        var reader = new SshReader(message[1..]);
+        var recipient = reader.ReadUInt32();
+        switch ((SshMessageNumber)message[0])
+        {
+            case SshMessageNumber.ChannelOpenConfirmation:
+                reader.ReadUInt32();
+                reader.ReadUInt32();
+                reader.ReadUInt32();
+                break;
+            case SshMessageNumber.ChannelOpenFailure:
+                reader.ReadUInt32();
+                reader.ReadUtf8String();
+                reader.ReadUtf8String();
+                break;
+            case SshMessageNumber.ChannelWindowAdjust:
+                reader.ReadUInt32();
+                break;
+            case SshMessageNumber.ChannelData:
+                reader.ReadStringBytes();
+                break;
+            case SshMessageNumber.ChannelExtendedData:
+                reader.ReadUInt32();
+                reader.ReadStringBytes();
+                break;
+        }
+
+        reader.EnsureEnd();
+        return recipient;
+    }
 
     private static (uint Channel, uint Value) ReadChannelAndUInt32(ReadOnlySpan<byte> message)
     {
         var reader = new SshReader(message[1..]);
-        return (reader.ReadUInt32(), reader.ReadUInt32());
+        var result = (reader.ReadUInt32(), reader.ReadUInt32());
+        reader.EnsureEnd();
+        return result;
     }
 
     private static ReadOnlySpan<byte> DataOf(ReadOnlySpan<byte> message)
@@ -1519,15 +1562,47 @@ internal sealed class SshRelay : IAsyncDisposable
         {
             var reader = new SshReader(message[1..]);
             var request = new ChannelRequest(reader.ReadUInt32(), reader.ReadUtf8String(), reader.ReadBoolean());
-            return request.Type switch
+            switch (request.Type)
             {
-                "exec" => request with { Command = reader.ReadUtf8String() },
-                "subsystem" => request with { Subsystem = reader.ReadUtf8String() },
-                "pty-req" => request with { Terminal = reader.ReadUtf8String(), Columns = reader.ReadUInt32(), Rows = reader.ReadUInt32() },
-                "window-change" => request with { Columns = reader.ReadUInt32(), Rows = reader.ReadUInt32() },
-                "env" => request with { Name = reader.ReadUtf8String(), Value = reader.ReadUtf8String() },
-                _ => request,
-            };
+                case "exec":
+                    request = request with { Command = reader.ReadUtf8String() };
+                    break;
+                case "subsystem":
+                    request = request with { Subsystem = reader.ReadUtf8String() };
+                    break;
+                case "pty-req":
+                    // Terminal, size in characters and pixels, encoded modes (RFC 4254 §6.2).
+                    request = request with { Terminal = reader.ReadUtf8String(), Columns = reader.ReadUInt32(), Rows = reader.ReadUInt32() };
+                    reader.ReadUInt32();
+                    reader.ReadUInt32();
+                    reader.ReadStringBytes();
+                    break;
+                case "window-change":
+                    request = request with { Columns = reader.ReadUInt32(), Rows = reader.ReadUInt32() };
+                    reader.ReadUInt32();
+                    reader.ReadUInt32();
+                    break;
+                case "env":
+                    request = request with { Name = reader.ReadUtf8String(), Value = reader.ReadUtf8String() };
+                    break;
+                case "signal":
+                    reader.ReadUtf8String();
+                    break;
+                case "break":
+                    reader.ReadUInt32();
+                    break;
+                case "xon-xoff":
+                    reader.ReadBoolean();
+                    break;
+                case "shell" or "eow@openssh.com":
+                    break;
+                default:
+                    // Not relayed (refused or kept to the upstream side): its fields are not read.
+                    return request;
+            }
+
+            reader.EnsureEnd();
+            return request;
         }
     }
 }
