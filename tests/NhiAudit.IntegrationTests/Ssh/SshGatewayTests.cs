@@ -22,6 +22,9 @@ public sealed class SshGatewayFixture : IAsyncLifetime
         settings["NhiAudit:Policy:Rules:2:Name"] = "restart-needs-approval";
         settings["NhiAudit:Policy:Rules:2:When"] = "request.protocol == 'ssh' && request.action == 'exec' && request.text.startsWith('touch ')";
         settings["NhiAudit:Policy:Rules:2:Effect"] = "RequireApproval";
+        settings["NhiAudit:Policy:Rules:3:Name"] = "tunnel-to-the-host-sshd";
+        settings["NhiAudit:Policy:Rules:3:When"] = $"request.protocol == 'ssh' && request.action == 'port-forward' && request.resources == ['127.0.0.1:{settings["NhiAudit:Ssh:Targets:0:Upstream:Port"]}']";
+        settings["NhiAudit:Policy:Rules:3:Effect"] = "Allow";
     });
 
     public async Task DisposeAsync() => await Host.DisposeAsync();
@@ -274,14 +277,41 @@ public sealed class SshGatewayTests(SshGatewayFixture fixture) : IClassFixture<S
     [Fact]
     public async Task Port_forwarding_is_refused_unless_a_policy_rule_allows_it_and_the_refusal_is_recorded()
     {
-        var result = await Gateway.SshAsync("", options: ["-W", $"127.0.0.1:{Gateway.UpstreamPort}"]);
+        var result = await Gateway.SshAsync("", options: ["-W", "127.0.0.1:1"]);
 
         Assert.Equal(255, result.ExitCode);
         Assert.Contains("administratively prohibited", result.StandardError, StringComparison.Ordinal);
         var records = await Gateway.WaitForRecordsAsync(r => r.Any(x => Type(x) == "ssh.request" && x.GetProperty("request").GetProperty("action").GetString() == "port-forward"));
         var request = records.Last(x => Type(x) == "ssh.request" && x.GetProperty("request").GetProperty("action").GetString() == "port-forward");
-        Assert.Equal($"127.0.0.1:{Gateway.UpstreamPort}", request.GetProperty("request").GetProperty("destination").GetString());
-        Assert.Contains("refused", request.GetProperty("refused").GetString(), StringComparison.Ordinal);
+        Assert.Equal("127.0.0.1:1", request.GetProperty("request").GetProperty("destination").GetString());
+        Assert.Contains("no policy rule allows it", request.GetProperty("refused").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_port_forward_a_rule_allows_is_relayed_and_recorded_with_its_byte_counts()
+    {
+        // ssh -W: stdin and stdout become the tunnel; the sshd behind it greets first.
+        var result = await Gateway.SshAsync("", stdin: "SSH-2.0-probe\r\n", options: ["-W", $"127.0.0.1:{Gateway.UpstreamPort}"]);
+
+        Assert.StartsWith("SSH-2.0-OpenSSH_9.2", result.StandardOutput, StringComparison.Ordinal);
+        var records = await Gateway.WaitForRecordsAsync(r => r.Any(x => Type(x) == "ssh.request" && x.GetProperty("request").GetProperty("action").GetString() == "port-forward"
+            && x.GetProperty("policy").GetProperty("rule").GetString() == "tunnel-to-the-host-sshd"));
+        var request = records.Last(x => Type(x) == "ssh.request" && x.GetProperty("policy").GetProperty("rule").GetString() == "tunnel-to-the-host-sshd");
+        Assert.False(request.TryGetProperty("refused", out _));
+        records = await Gateway.WaitForRecordsAsync(r => r.Any(x => Type(x) == "ssh.response" && x.GetProperty("request").GetInt64() == request.GetProperty("seq").GetInt64()));
+        var response = records.Single(x => Type(x) == "ssh.response" && x.GetProperty("request").GetInt64() == request.GetProperty("seq").GetInt64());
+        Assert.True(response.GetProperty("bytesOut").GetInt64() > 0);
+        Assert.Equal("SSH-2.0-probe\r\n".Length, response.GetProperty("bytesIn").GetInt64());
+    }
+
+    [Fact]
+    public async Task The_reason_a_workload_states_in_NHIAUDIT_REASON_travels_with_its_request()
+    {
+        var result = await Gateway.SshAsync("echo reasoned", options: ["-o", "SetEnv=NHIAUDIT_REASON=hotfix-1234"]);
+
+        Assert.Equal(0, result.ExitCode);
+        var records = await Gateway.WaitForRecordsAsync(r => RequestOf(r, "echo reasoned") is not null);
+        Assert.Equal("hotfix-1234", RequestOf(records, "echo reasoned")!.Value.GetProperty("reason").GetString());
     }
 
     [Fact]
