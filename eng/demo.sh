@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The demo: a throwaway PostgreSQL on loopback, the gateway with its embedded default configuration, a sample
-# "CI job" that connects with a minted workload token, then the audit trail printed and verified.
+# The demo: a throwaway PostgreSQL and a throwaway sshd on loopback, the gateway with its embedded default
+# configuration, a sample "CI job" that connects with a minted workload token (PostgreSQL) and a registered key (SSH),
+# then the audit trail printed and verified.
 #
 #   ./eng/demo.sh            # run it (as root: PostgreSQL is started as the postgres user)
 #   KEEP=1 ./eng/demo.sh     # leave PostgreSQL running and print how to reach it
@@ -19,10 +20,11 @@ work=$(mktemp -d /tmp/nhiaudit-demo-XXXXXX)
 chmod 755 "$work"
 pg_port=$(pg_free_port)
 gw_port=$(pg_free_port)
-gateway_pid=
+gateway_pid= sshd_pid=
 
 cleanup() {
     [[ -n $gateway_pid ]] && kill "$gateway_pid" 2>/dev/null && wait "$gateway_pid" 2>/dev/null || true
+    [[ -n $sshd_pid ]] && kill "$sshd_pid" 2>/dev/null || true
     if [[ -z ${KEEP:-} ]]; then pg_destroy "$work/pg" >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
@@ -53,7 +55,43 @@ openssl genpkey -algorithm ed25519 -out "$work/audit-signing.pem" 2>/dev/null
 openssl pkey -in "$work/audit-signing.pem" -pubout -out "$work/audit-signing.pub.pem"
 export NhiAudit__Audit__Replica=demo-gw NhiAudit__Audit__SigningKeyFile="$work/audit-signing.pem" NhiAudit__Audit__CheckpointInterval=00:00:02
 
-say "Starting the gateway: nhiaudit run (embedded default config) on 127.0.0.1:$gw_port"
+ssh_port=$(pg_free_port) ssh_upstream_port=$(pg_free_port)
+say "Starting a throwaway OpenSSH sshd (the build host) on 127.0.0.1:$ssh_upstream_port"
+# Keys: the host's, the gateway's own login to it (the only key the host trusts), the gateway's host key toward
+# workloads, and the deploy job's key (registered with the gateway, unknown to the host).
+mkdir -p "$work/ssh" /run/sshd
+for key in host gateway_client gateway_host deploy-bot; do ssh-keygen -q -t ed25519 -N '' -C "$key" -f "$work/ssh/$key"; done
+cp "$work/ssh/gateway_client.pub" "$work/ssh/authorized_keys_root"
+cat > "$work/ssh/sshd_config" <<CONFIG
+Port $ssh_upstream_port
+ListenAddress 127.0.0.1
+HostKey $work/ssh/host
+PidFile $work/ssh/sshd.pid
+AuthorizedKeysFile $work/ssh/authorized_keys_%u
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+StrictModes no
+UsePAM no
+AcceptEnv NHIAUDIT_*
+Subsystem sftp /usr/lib/openssh/sftp-server
+CONFIG
+/usr/sbin/sshd -D -f "$work/ssh/sshd_config" -E "$work/ssh/sshd.log" &
+sshd_pid=$!
+echo "  the host trusts only the gateway's key: $(ssh-keygen -lf "$work/ssh/gateway_client.pub" | cut -d' ' -f2)"
+# The SSH target and the job's key, added to the embedded default through the environment.
+export NhiAudit__Identity__SshKeys__0__PublicKey="$(cat "$work/ssh/deploy-bot.pub")" NhiAudit__Identity__SshKeys__0__Subject=deploy-bot NhiAudit__Identity__SshKeys__0__Kind=ServicePrincipal
+export NhiAudit__Ssh__Targets__0__Name=build NhiAudit__Ssh__Targets__0__Listen="127.0.0.1:$ssh_port" NhiAudit__Ssh__Targets__0__HostKeyFile="$work/ssh/gateway_host"
+export NhiAudit__Ssh__Targets__0__Upstream__Host=127.0.0.1 NhiAudit__Ssh__Targets__0__Upstream__Port="$ssh_upstream_port" NhiAudit__Ssh__Targets__0__Upstream__Username=root
+export NhiAudit__Ssh__Targets__0__Upstream__PrivateKeyFile="$work/ssh/gateway_client"
+export NhiAudit__Ssh__Targets__0__Upstream__HostKeyFingerprint="$(ssh-keygen -lf "$work/ssh/host.pub" | cut -d' ' -f2)"
+export NhiAudit__Ssh__Targets__0__RecordingsDirectory="$work/gateway/recordings"
+# Two SSH rules beside the embedded PostgreSQL ones: no rm -rf, and no file writes under /etc (SFTP or scp).
+export NhiAudit__Policy__Rules__3__Name=no-rm-rf NhiAudit__Policy__Rules__3__Effect=Deny NhiAudit__Policy__Rules__3__Reason="recursive deletes are not allowed through the gateway"
+export NhiAudit__Policy__Rules__3__When="request.protocol == 'ssh' && request.action == 'exec' && request.text.contains('rm -rf')"
+export NhiAudit__Policy__Rules__4__Name=etc-is-read-only NhiAudit__Policy__Rules__4__Effect=Deny NhiAudit__Policy__Rules__4__Reason="/etc is read-only for jobs"
+export NhiAudit__Policy__Rules__4__When="request.protocol == 'ssh' && (request.action == 'sftp.write' || request.action == 'scp.write') && request.resources.exists(p, p.startsWith('/etc/'))"
+
+say "Starting the gateway: nhiaudit run (embedded default config) on 127.0.0.1:$gw_port (PostgreSQL) and 127.0.0.1:$ssh_port (SSH)"
 # Started without the shell function so that $! is the gateway itself and `kill` reaches it (a clean stop closes the log).
 dotnet "$NHIAUDIT_DLL" run >"$work/gateway.log" 2>&1 &
 gateway_pid=$!
@@ -111,13 +149,34 @@ PGPASSWORD=app-secret PGSSLMODE=disable "$PG_BIN/pgbench" -i -s 1 -q -h 127.0.0.
 say "A job with a forged token is turned away (and the attempt is audited)"
 PGPASSWORD="eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJtYWxsb3J5In0.c2lnbmF0dXJl" psql "$conn" -X -c 'SELECT 1' 2>&1 | sed 's/^/  /' || true
 
+say "The deploy job reaches the build host through the gateway with its own key (ssh, scp, sftp, a shell)"
+echo "[127.0.0.1]:$ssh_port $(cut -d' ' -f1,2 "$work/ssh/gateway_host.pub")" > "$work/ssh/known_hosts"
+ssh_opts=(-F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o "IdentityFile=$work/ssh/deploy-bot" -o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$work/ssh/known_hosts")
+mkdir -p "$work/release" && echo "release 1.4.2" > "$work/release/VERSION"
+NHIAUDIT_REASON="release 1.4.2" ssh "${ssh_opts[@]}" -o SendEnv=NHIAUDIT_REASON -p "$ssh_port" root@127.0.0.1 \
+    'echo "on $(hostname) as $(id -un), the gateway says I am $NHIAUDIT_IDENTITY"; mkdir -p /tmp/nhiaudit-demo-app' 2>&1 | sed 's/^/  ssh | /'
+scp -q "${ssh_opts[@]}" -P "$ssh_port" "$work/release/VERSION" root@127.0.0.1:/tmp/nhiaudit-demo-app/VERSION 2>&1 | sed 's/^/  scp | /'
+echo "  scp | copied VERSION to /tmp/nhiaudit-demo-app"
+printf 'put %s /etc/nhiaudit-demo.conf\n' "$work/release/VERSION" | sftp -q "${ssh_opts[@]}" -P "$ssh_port" -b - root@127.0.0.1 2>&1 | sed 's/^/  sftp | /' || true
+ssh "${ssh_opts[@]}" -p "$ssh_port" root@127.0.0.1 'rm -rf /tmp/nhiaudit-demo-app' 2>&1 | sed 's/^/  ssh | /' || true
+echo "  the app directory is still there: $(cat /tmp/nhiaudit-demo-app/VERSION)"
+printf 'echo typed into a shell\nexit\n' | ssh "${ssh_opts[@]}" -tt -p "$ssh_port" root@127.0.0.1 >/dev/null 2>&1 || true
+rm -rf /tmp/nhiaudit-demo-app
+
 say "What the server itself logged (its application_name names our session and the workload)"
 grep -E "app=nhi:" "$work/pg/postgres.log" | grep -v pgbench_accounts | head -n 6 | sed 's/^/  /'
 
 kill "$gateway_pid"; wait "$gateway_pid" 2>/dev/null || true; gateway_pid=
 
 say "The audit trail (nhiaudit show audit), without the pgbench records"
-nhiaudit show audit | grep -v 'pgbench_accounts\|← #[0-9]* SELECT 1 rows=1' | head -n 44
+nhiaudit show audit | grep -v 'pgbench_accounts\|← #[0-9]* SELECT 1 rows=1' | grep -v ' ssh\.' | head -n 44
+echo "  … and the SSH part:"
+nhiaudit show audit | grep ' ssh\.' | head -n 30
+recording=$(ls "$work"/gateway/recordings/*.cast 2>/dev/null | head -n 1 || true)
+if [[ -n $recording ]]; then
+    echo "  the shell session, replayed from its recording (asciinema cat $recording):"
+    script -qec "asciinema cat $recording" /dev/null | tr -d '\r' | grep -v '^$' | tail -n 4 | sed 's/^/    /'
+fi
 echo "  … $(nhiaudit show audit | wc -l) records in all; raw JSON Lines in $work/gateway/audit"
 
 say "Verifying the hash chain and the signed checkpoints (nhiaudit verify audit --public-key KEY --checkpoint FILE)"

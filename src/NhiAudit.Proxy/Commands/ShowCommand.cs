@@ -64,7 +64,10 @@ internal static class ShowCommand
             var time = r.TryGetProperty("time", out var t) ? t.GetString()?[11..23] : "";
             var type = r.TryGetProperty("type", out var ty) ? ty.GetString() : "?";
             var who = r.TryGetProperty("identity", out var id) && id.TryGetProperty("name", out var name) ? name.GetString() : null;
-            var session = r.TryGetProperty("session", out var s) && s.ValueKind == JsonValueKind.Object && s.TryGetProperty("id", out var sid) ? sid.GetString() : null;
+            var session = r.TryGetProperty("session", out var s) && s.ValueKind == JsonValueKind.Object && s.TryGetProperty("id", out var sid) ? sid.GetString()
+                : r.TryGetProperty("connection", out var connection) ? connection.GetString()
+                : r.TryGetProperty("request", out var sshRequest) && sshRequest.ValueKind == JsonValueKind.Object && sshRequest.TryGetProperty("connection", out var sshConnection) ? sshConnection.GetString()
+                : null;
             var detail = type switch
             {
                 "pg.request" => $"{Get(r, "kind")} {Shorten(Get(r, "text"))}{Params(r)}{(r.TryGetProperty("approval", out var approval) ? " [approval " + approval.GetString() + "]" : "")}{Refused(r)}",
@@ -80,6 +83,14 @@ internal static class ShowCommand
                 "k8s.auth.failed" => $"{Get(r.GetProperty("request"), "client")} {Get(r.GetProperty("request"), "uri")}: {Get(r, "error")}",
                 "k8s.approval.requested" => $"HELD {Get(r, "approval")} rule={Get(r, "rule")} {Shorten(Get(r, "text"))}",
                 "k8s.approval.decided" or "pg.approval.decided" => $"{Get(r, "approval")} {Get(r, "state")}{(r.TryGetProperty("decidedBy", out var by) ? " by " + by.GetProperty("subject").GetString() : "")}{(r.TryGetProperty("why", out var why) ? ": " + why.GetString() : "")}",
+                "ssh.auth" or "ssh.auth.failed" => $"{Get(r, "client")} user={Get(r, "user")} {Get(r, "method")}{(r.TryGetProperty("key", out var key) ? " key " + key.GetString() : "")}{(r.TryGetProperty("error", out var authError) ? ": " + authError.GetString() : "")}",
+                "ssh.request" => $"{Get(r.GetProperty("request"), "action")} {Shorten(SshWhat(r.GetProperty("request")))}{(r.TryGetProperty("approval", out var sshApproval) ? " [approval " + sshApproval.GetString() + "]" : "")}{Refused(r)}",
+                "ssh.response" => $"← #{Get(r, "request")} exit={(r.TryGetProperty("exitStatus", out var exit) ? exit.GetRawText() : Get(r, "exitSignal"))} in={Get(r, "bytesIn")} out={Get(r, "bytesOut")} {Get(r, "durationMs")}ms{(r.TryGetProperty("recording", out var cast) ? " " + cast.GetString() : "")}{(r.TryGetProperty("error", out var sshError) ? " " + sshError.GetString() : "")}",
+                "ssh.sftp.request" => $"{Get(r.GetProperty("request"), "operation")} {Get(r.GetProperty("request"), "path")}{(r.GetProperty("request").TryGetProperty("targetPath", out var to) ? " → " + to.GetString() : "")}{Refused(r)}",
+                "ssh.sftp" or "ssh.scp" => $"← #{Get(r, "request")} {Get(r, "kind")} {Get(r, "path")}{(r.TryGetProperty("bytesWritten", out var written) && written.GetInt64() > 0 ? " wrote " + written.GetRawText() : "")}{(r.TryGetProperty("bytesRead", out var read) && read.GetInt64() > 0 ? " read " + read.GetRawText() : "")}{(r.TryGetProperty("size", out var size) ? " size " + size.GetRawText() : "")}{(r.TryGetProperty("sha256", out var sha) ? " sha256=" + sha.GetString()![..16] + "…" : "")}{(r.TryGetProperty("denied", out _) ? " DENIED" : "")}",
+                "ssh.approval.requested" => $"HELD {Get(r, "approval")} rule={Get(r, "rule")} {Shorten(Get(r, "text"))}",
+                "ssh.approval.decided" => $"{Get(r, "approval")} {Get(r, "state")}{(r.TryGetProperty("decidedBy", out var sshBy) ? " by " + sshBy.GetProperty("subject").GetString() : "")}{(r.TryGetProperty("why", out var sshWhy) ? ": " + sshWhy.GetString() : "")}",
+                "ssh.closed" => $"after {Get(r, "requests")} requests: {Get(r, "why")}",
                 "log.checkpoint" when r.TryGetProperty("checkpoint", out var checkpoint) => $"signed ({Get(checkpoint, "alg")}, key {Get(checkpoint, "keyId")}): seq={Get(checkpoint, "seq")} hash={Get(checkpoint, "hash")[..Math.Min(16, Get(checkpoint, "hash").Length)]}…",
                 "log.opened" => $"{Get(r, "segment")} replica={Get(r, "replica")} {Get(r, "durability")}{(r.TryGetProperty("previousClosed", out _) ? " (previous run did not close the log)" : "")}",
                 "log.rotated" => $"→ {Get(r, "next")}",
@@ -94,6 +105,14 @@ internal static class ShowCommand
             return "(not JSON) " + line;
         }
     }
+
+    /// <summary>What an SSH request ran: the command, the subsystem, the tunnel's destination, or the terminal of a shell.</summary>
+    private static string SshWhat(JsonElement request) =>
+        request.TryGetProperty("command", out var command) ? command.GetString() ?? ""
+        : request.TryGetProperty("subsystem", out var subsystem) ? subsystem.GetString() ?? ""
+        : request.TryGetProperty("destination", out var destination) ? destination.GetString() ?? ""
+        : request.TryGetProperty("pty", out var pty) ? $"(terminal {Get(pty, "term")} {Get(pty, "cols")}x{Get(pty, "rows")})"
+        : "";
 
     private static string Get(JsonElement r, string name) =>
         r.TryGetProperty(name, out var v) ? (v.ValueKind == JsonValueKind.String ? v.GetString() ?? "" : v.GetRawText()) : "";

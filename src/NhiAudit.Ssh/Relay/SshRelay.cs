@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
@@ -1188,6 +1187,11 @@ internal sealed class SshRelay : IAsyncDisposable
                 w.WriteNumber("bytesIn"u8, channel.BytesFromClient);
                 w.WriteNumber("bytesOut"u8, channel.BytesToClient);
                 w.WriteNumber("stderrBytes"u8, channel.StderrBytes);
+                if (channel.SftpMetadataQueries > 0)
+                {
+                    w.WriteNumber("sftpMetadataQueries"u8, channel.SftpMetadataQueries);
+                }
+
                 w.WriteNumber("durationMs"u8, Math.Round(Stopwatch.GetElapsedTime(channel.Started).TotalMilliseconds, 3));
                 if (recording is not null)
                 {
@@ -1239,7 +1243,9 @@ internal sealed class SshRelay : IAsyncDisposable
         {
             if (_sftpEvents.Remove(channel, out var s) && s.Count > 0)
             {
-                sftp = s;
+                // Metadata lookups change nothing and move no file content: counted in the response, not recorded one by one.
+                channel.SftpMetadataQueries += s.Count(e => e.Kind is SftpEventKind.Stat or SftpEventKind.RealPath or SftpEventKind.ReadLink or SftpEventKind.Extended);
+                sftp = s.FindAll(e => e.Kind is not (SftpEventKind.Version or SftpEventKind.Stat or SftpEventKind.RealPath or SftpEventKind.ReadLink or SftpEventKind.Extended));
             }
 
             if (_scpEvents.Remove(channel, out var c) && c.Count > 0)
@@ -1252,10 +1258,6 @@ internal sealed class SshRelay : IAsyncDisposable
         {
             foreach (var e in sftp ?? [])
             {
-                if (e.Kind == SftpEventKind.Version)
-                {
-                    continue;
-                }
 
                 await AppendAsync("ssh.sftp", w =>
                 {

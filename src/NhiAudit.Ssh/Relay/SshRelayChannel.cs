@@ -107,6 +107,9 @@ internal sealed class SshRelayChannel(uint clientId, string type, uint clientWin
     /// <summary>The legacy scp transfer watched on this channel.</summary>
     public ScpObserver? Scp { get; set; }
 
+    /// <summary>SFTP stat, realpath, readlink and extension queries seen (counted, not recorded one by one).</summary>
+    public long SftpMetadataQueries { get; set; }
+
     /// <summary>The response record was written.</summary>
     public bool Finished { get; set; }
 
