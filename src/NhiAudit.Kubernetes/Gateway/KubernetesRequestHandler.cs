@@ -5,6 +5,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
+using NhiAudit.Approvals;
 using NhiAudit.Audit;
 using NhiAudit.Kubernetes.Classification;
 using NhiAudit.Kubernetes.Masking;
@@ -91,11 +92,7 @@ internal sealed partial class KubernetesRequestHandler(KubernetesServices servic
         {
             WriteRequest(w, call, info);
             WriteImpersonation(w, call.Identity);
-            w.WriteStartObject("policy"u8);
-            w.WriteString("effect"u8, decision.Effect.ToString());
-            w.WriteString("rule"u8, decision.Rule);
-            w.WriteNumber("version"u8, decision.PolicyVersion);
-            w.WriteEndObject();
+            AuditRecordWriter.WritePolicyDecision(w, decision);
             if (approvalId is not null)
             {
                 w.WriteString("approval"u8, approvalId);
@@ -220,13 +217,7 @@ internal sealed partial class KubernetesRequestHandler(KubernetesServices servic
             }
         }, AuditAppendMode.Request).ConfigureAwait(false);
 
-        return final.State switch
-        {
-            ApprovalState.Approved => (final.Id, null),
-            ApprovalState.Denied => (final.Id, $"approval {final.Id} was denied by {final.DecidedBy?.DisplayName ?? "an approver"}{(final.DecisionReason is { Length: > 0 } reason ? ": " + reason : "")}"),
-            ApprovalState.TimedOut => (final.Id, $"approval {final.Id} timed out at {final.ExpiresAt:u}: nobody approved the request"),
-            _ => (final.Id, $"approval {final.Id} was not granted"),
-        };
+        return (final.Id, ApprovalDecisionRules.Refusal(final, "request"));
     }
 
     private AccessRequest DescribeRequest(HttpContext context, KubernetesRequestInfo info, KubernetesCall call)

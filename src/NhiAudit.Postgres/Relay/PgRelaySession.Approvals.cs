@@ -1,5 +1,6 @@
 using System.IO.Pipelines;
 using Microsoft.Extensions.Logging;
+using NhiAudit.Approvals;
 using NhiAudit.Postgres.Protocol;
 using NhiAudit.Postgres.Sql;
 
@@ -50,16 +51,8 @@ internal sealed partial class PgRelaySession
         return ApprovalResolution.Hold;
     }
 
-    private string ApprovalRefusal()
-    {
-        var ticket = _decidedTicket!;
-        return ticket.State switch
-        {
-            ApprovalState.Denied => $"approval {ticket.Id} was denied by {ticket.DecidedBy?.DisplayName ?? "an approver"}{(ticket.DecisionReason is { Length: > 0 } why ? ": " + why : "")}",
-            ApprovalState.TimedOut => $"approval {ticket.Id} timed out at {ticket.ExpiresAt:u}: nobody approved the statement",
-            _ => $"approval {ticket.Id} was not granted",
-        };
-    }
+    private string ApprovalRefusal() =>
+        ApprovalDecisionRules.Refusal(_decidedTicket!, "statement") ?? $"approval {_decidedTicket!.Id} was not granted";
 
     /// <summary>Records the hold, tells the client, waits for the decision and records it.</summary>
     private async Task AwaitApprovalAsync(CancellationToken ct)

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Text;
 using System.Text.Json;
+using NhiAudit.Audit;
 using NhiAudit.Postgres.Protocol;
 using NhiAudit.Postgres.Sql;
 
@@ -364,11 +365,7 @@ internal sealed partial class PgRelaySession
 
             if (decision is not null)
             {
-                w.WriteStartObject("policy"u8);
-                w.WriteString("effect"u8, decision.Effect.ToString());
-                w.WriteString("rule"u8, decision.Rule);
-                w.WriteNumber("version"u8, decision.PolicyVersion);
-                w.WriteEndObject();
+                AuditRecordWriter.WritePolicyDecision(w, decision);
             }
 
             if (approvalId is not null)

@@ -3,6 +3,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
+using NhiAudit.Approvals;
 using NhiAudit.Audit;
 using NhiAudit.Recording;
 using NhiAudit.Ssh.Authentication;
@@ -508,13 +509,29 @@ internal sealed class SshRelay : IAsyncDisposable
             return;
         }
 
+        if (recordingPath is not null)
+        {
+            var env = channel.Terminal is { } term ? new Dictionary<string, string> { ["TERM"] = term } : null;
+            try
+            {
+                var recording = AsciicastWriter.Create(recordingPath, channel.Columns, channel.Rows, channel.Command, _services.Time, env);
+                lock (_gate)
+                {
+                    channel.Recording = recording;
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // Fail closed: a session that must be recorded does not run unrecorded.
+                var reason = "the session cannot be recorded: " + ex.Message;
+                await CloseByGatewayAsync(channel, reason, DeniedExitStatus, request.WantReply, cancellationToken).ConfigureAwait(false);
+                await WriteResponseAsync(channel, reason).ConfigureAwait(false);
+                return;
+            }
+        }
+
         lock (_gate)
         {
-            if (recordingPath is not null)
-            {
-                var env = channel.Terminal is { } term ? new Dictionary<string, string> { ["TERM"] = term } : null;
-                channel.Recording = AsciicastWriter.Create(recordingPath, channel.Columns, channel.Rows, channel.Command, _services.Time, env);
-            }
 
             if (action == "sftp")
             {
@@ -578,13 +595,7 @@ internal sealed class SshRelay : IAsyncDisposable
                 w.WriteString("why"u8, why);
             }
         }, AuditAppendMode.Request, cancellationToken).ConfigureAwait(false);
-        return final.State switch
-        {
-            ApprovalState.Approved => (final.Id, null),
-            ApprovalState.Denied => (final.Id, $"approval {final.Id} was denied by {final.DecidedBy?.DisplayName ?? "an approver"}{(final.DecisionReason is { Length: > 0 } reason ? ": " + reason : "")}"),
-            ApprovalState.TimedOut => (final.Id, $"approval {final.Id} timed out at {final.ExpiresAt:u}: nobody approved the request"),
-            _ => (final.Id, $"approval {final.Id} was not granted"),
-        };
+        return (final.Id, ApprovalDecisionRules.Refusal(final, "request"));
     }
 
     private async ValueTask RelaySftpPacketAsync(SshRelayChannel channel, byte[] packet, CancellationToken cancellationToken)
@@ -1075,11 +1086,7 @@ internal sealed class SshRelay : IAsyncDisposable
 
     private static void WritePolicy(Utf8JsonWriter w, PolicyDecision decision, string? approvalId, string? refusal)
     {
-        w.WriteStartObject("policy"u8);
-        w.WriteString("effect"u8, decision.Effect.ToString());
-        w.WriteString("rule"u8, decision.Rule);
-        w.WriteNumber("version"u8, decision.PolicyVersion);
-        w.WriteEndObject();
+        AuditRecordWriter.WritePolicyDecision(w, decision);
         if (approvalId is not null)
         {
             w.WriteString("approval"u8, approvalId);

@@ -68,4 +68,22 @@ public static class ApprovalDecisionRules
         approve && grantFor is { } period && period > TimeSpan.Zero && maxGrant > TimeSpan.Zero
             ? now + (period < maxGrant ? period : maxGrant)
             : null;
+
+    /// <summary>
+    /// Why a decided ticket does not let its request through, in the words every protocol shows its client; null when
+    /// it was approved.
+    /// </summary>
+    /// <param name="ticket">The ticket as decided (or timed out).</param>
+    /// <param name="what">What was held, for the timeout message: <c>statement</c>, <c>request</c>, <c>command</c>.</param>
+    public static string? Refusal(ApprovalTicket ticket, string what)
+    {
+        ArgumentNullException.ThrowIfNull(ticket);
+        return ticket.State switch
+        {
+            ApprovalState.Approved => null,
+            ApprovalState.Denied => $"approval {ticket.Id} was denied by {ticket.DecidedBy?.DisplayName ?? "an approver"}{(ticket.DecisionReason is { Length: > 0 } why ? ": " + why : "")}",
+            ApprovalState.TimedOut => $"approval {ticket.Id} timed out at {ticket.ExpiresAt:u}: nobody approved the {what}",
+            _ => $"approval {ticket.Id} was not granted",
+        };
+    }
 }

@@ -110,6 +110,20 @@ public sealed class AuditRecordWriter : IDisposable
         WriteIdentityObject(writer, identity);
     }
 
+    /// <summary>Writes property <c>policy</c>: <c>{effect, rule, version}</c> of the decision a request record carries.</summary>
+    /// <param name="writer">The record's JSON writer, positioned inside an object.</param>
+    /// <param name="decision">The policy's decision.</param>
+    public static void WritePolicyDecision(Utf8JsonWriter writer, PolicyDecision decision)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        ArgumentNullException.ThrowIfNull(decision);
+        writer.WriteStartObject("policy"u8);
+        writer.WriteString("effect"u8, decision.Effect.ToString());
+        writer.WriteString("rule"u8, decision.Rule);
+        writer.WriteNumber("version"u8, decision.PolicyVersion);
+        writer.WriteEndObject();
+    }
+
     /// <summary>
     /// Encodes the identity object once per session, for <see cref="WriteRawIdentity"/> to copy into every record.
     /// </summary>

@@ -179,6 +179,26 @@ public sealed class GatewayHost : IAsyncDisposable
         return ReadRecords(AuditDirectory);
     }
 
+    /// <summary>
+    /// The records of an in-process gateway once <paramref name="ready"/> holds (up to 10 s; the log is flushed before
+    /// each read): a stream's or channel's response record is written when both of its sides have closed, a moment
+    /// after the client has already returned.
+    /// </summary>
+    public static async Task<List<JsonElement>> WaitForRecordsAsync(IServiceProvider services, string auditDirectory, Func<List<JsonElement>, bool> ready)
+    {
+        var log = services.GetRequiredService<IAuditLog>();
+        await log.FlushAsync().ConfigureAwait(false);
+        var records = ReadRecords(auditDirectory);
+        for (var i = 0; i < 100 && !ready(records); i++)
+        {
+            await Task.Delay(100).ConfigureAwait(false);
+            await log.FlushAsync().ConfigureAwait(false);
+            records = ReadRecords(auditDirectory);
+        }
+
+        return records;
+    }
+
     public static List<JsonElement> ReadRecords(string auditDirectory)
     {
         var records = new List<JsonElement>();

@@ -193,27 +193,11 @@ public sealed class SshGatewayHost : IAsyncDisposable
 
     public string Remote(string path) => "root@127.0.0.1:" + path;
 
-    public async Task<List<JsonElement>> ReadRecordsAsync()
-    {
-        await _host.Services.GetRequiredService<IAuditLog>().FlushAsync().ConfigureAwait(false);
-        return GatewayHost.ReadRecords(AuditDirectory);
-    }
+    public Task<List<JsonElement>> ReadRecordsAsync() => WaitForRecordsAsync(static _ => true);
 
-    /// <summary>
-    /// The records once <paramref name="ready"/> holds (up to 10 s): a channel's response record is written when both
-    /// sides have closed it, a moment after the client has already returned.
-    /// </summary>
-    public async Task<List<JsonElement>> WaitForRecordsAsync(Func<List<JsonElement>, bool> ready)
-    {
-        var records = await ReadRecordsAsync().ConfigureAwait(false);
-        for (var i = 0; i < 100 && !ready(records); i++)
-        {
-            await Task.Delay(100).ConfigureAwait(false);
-            records = await ReadRecordsAsync().ConfigureAwait(false);
-        }
-
-        return records;
-    }
+    /// <summary>The records once <paramref name="ready"/> holds (see <see cref="GatewayHost.WaitForRecordsAsync"/>).</summary>
+    public Task<List<JsonElement>> WaitForRecordsAsync(Func<List<JsonElement>, bool> ready) =>
+        GatewayHost.WaitForRecordsAsync(_host.Services, AuditDirectory, ready);
 
     public async ValueTask DisposeAsync()
     {
