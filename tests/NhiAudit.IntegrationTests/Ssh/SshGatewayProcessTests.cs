@@ -50,7 +50,11 @@ public sealed class SshGatewayProcessTests : IAsyncLifetime
             };
             section["Policy"] = new
             {
-                Rules = new[] { new { Name = "sudo-needs-approval", When = "request.protocol == 'ssh' && request.action == 'exec' && request.text.startsWith('touch ')", Effect = "RequireApproval" } },
+                Rules = new[]
+                {
+                    new { Name = "deploy-needs-approval", When = "request.protocol == 'ssh' && request.action == 'exec' && request.text.startsWith('touch ')", Effect = "RequireApproval" },
+                    new { Name = "shells-need-approval", When = "request.protocol == 'ssh' && request.action == 'shell'", Effect = "RequireApproval" },
+                },
             };
             section["Admin"] = new { Listen = $"127.0.0.1:{_adminPort.ToString(CultureInfo.InvariantCulture)}" };
         });
@@ -70,20 +74,55 @@ public sealed class SshGatewayProcessTests : IAsyncLifetime
         _sshd.Dispose();
     }
 
-    private Task<ProcessResult> SshAsync(string command) =>
+    private Task<ProcessResult> SshAsync(string command, string? stdin = null, params string[] options) =>
         ProcessRunner.RunAsync(
             "ssh",
             [
                 "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "IdentityFile=" + Path.Combine(_directory, "workload_ed25519"),
                 "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + Path.Combine(_directory, "known_hosts"),
-                "-p", _gateway.Port.ToString(CultureInfo.InvariantCulture), "root@127.0.0.1", command,
+                "-p", _gateway.Port.ToString(CultureInfo.InvariantCulture), .. options, "root@127.0.0.1", command,
             ],
+            stdin,
             timeout: TimeSpan.FromSeconds(120));
+
+    /// <summary>The id of the pending approval whose text contains <paramref name="marker"/>, as <c>nhiaudit approvals list</c> shows it.</summary>
+    private async Task<string> PendingTicketAsync(string marker)
+    {
+        for (var i = 0; i < 60; i++)
+        {
+            var list = await ApprovalsAsync("list");
+            Assert.True(list.Succeeded, list.Describe("approvals list"));
+            if (list.StandardOutput.Split('\n').FirstOrDefault(line => line.Contains(marker, StringComparison.Ordinal)) is { } line)
+            {
+                return line.Split(' ')[0];
+            }
+
+            await Task.Delay(250);
+        }
+
+        throw new InvalidOperationException($"no pending approval mentions '{marker}'");
+    }
 
     private async Task<ProcessResult> ApprovalsAsync(params string[] args)
     {
         _approverToken ??= await _gateway.MintTokenAsync("alice", "--kind", "User", "--role", "NhiAudit.Approver");
         return await GatewayProcess.RunCliAsync(["approvals", .. args, "--admin", $"http://127.0.0.1:{_adminPort.ToString(CultureInfo.InvariantCulture)}", "--token", _approverToken]);
+    }
+
+    /// <summary>SSH.NET logged in to the gateway with <paramref name="token"/> as the keyboard-interactive answer.</summary>
+    private async Task<Renci.SshNet.SshClient> ConnectWithTokenAsync(string token)
+    {
+        var method = new Renci.SshNet.KeyboardInteractiveAuthenticationMethod("deploy");
+        method.AuthenticationPrompt += (_, e) =>
+        {
+            foreach (var prompt in e.Prompts)
+            {
+                prompt.Response = token;
+            }
+        };
+        var client = new Renci.SshNet.SshClient(new Renci.SshNet.ConnectionInfo("127.0.0.1", _gateway.Port, "deploy", method));
+        await client.ConnectAsync(CancellationToken.None);
+        return client;
     }
 
     [Fact]
@@ -92,19 +131,7 @@ public sealed class SshGatewayProcessTests : IAsyncLifetime
         var marker = Path.Combine(_directory, "files", "deployed");
         var running = SshAsync($"touch {marker} && echo deployed");
 
-        string? ticket = null;
-        for (var i = 0; i < 60 && ticket is null; i++)
-        {
-            var list = await ApprovalsAsync("list");
-            Assert.True(list.Succeeded, list.Describe("approvals list"));
-            ticket = list.StandardOutput.Split('\n').FirstOrDefault(line => line.Contains(marker, StringComparison.Ordinal))?.Split(' ')[0];
-            if (ticket is null)
-            {
-                await Task.Delay(250);
-            }
-        }
-
-        Assert.NotNull(ticket);
+        var ticket = await PendingTicketAsync(marker);
         Assert.False(File.Exists(marker), "nothing runs before the approval");
         var approve = await ApprovalsAsync("approve", ticket, "--reason", "release 7");
         Assert.True(approve.Succeeded, approve.Describe("approvals approve"));
@@ -119,19 +146,38 @@ public sealed class SshGatewayProcessTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_shell_waits_for_an_approval_and_is_recorded_once_approved()
+    {
+        var running = SshAsync("", "echo approved-shell-$((40+2))\nexit\n", "-tt");
+        var ticket = await PendingTicketAsync("shell (");
+        var approve = await ApprovalsAsync("approve", ticket, "--reason", "incident 99");
+        Assert.True(approve.Succeeded, approve.Describe("approvals approve"));
+
+        var result = await running;
+        Assert.Contains("approved-shell-42", result.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains($"held for approval {ticket}", result.StandardError + result.StandardOutput, StringComparison.Ordinal);
+        JsonElement? request = null;
+        for (var i = 0; i < 50 && request is null; i++)
+        {
+            request = GatewayHost.ReadRecords(_gateway.AuditDirectory)
+                .Where(r => r.GetProperty("type").GetString() == "ssh.request" && r.TryGetProperty("approval", out var a) && a.GetString() == ticket)
+                .Select(r => (JsonElement?)r).FirstOrDefault();
+            if (request is null)
+            {
+                await Task.Delay(100);
+            }
+        }
+
+        Assert.NotNull(request);
+        Assert.Equal("shell", request.Value.GetProperty("request").GetProperty("action").GetString());
+        Assert.True(File.Exists(request.Value.GetProperty("request").GetProperty("recording").GetString()));
+    }
+
+    [Fact]
     public async Task A_workload_token_answers_keyboard_interactive_and_names_the_job_in_the_records()
     {
         var token = await _gateway.MintTokenAsync("repo:contoso/app:ref:refs/heads/main", "--kind", "FederatedWorkload");
-        var method = new Renci.SshNet.KeyboardInteractiveAuthenticationMethod("deploy");
-        method.AuthenticationPrompt += (_, e) =>
-        {
-            foreach (var prompt in e.Prompts)
-            {
-                prompt.Response = token;
-            }
-        };
-        using var client = new Renci.SshNet.SshClient(new Renci.SshNet.ConnectionInfo("127.0.0.1", _gateway.Port, "deploy", method));
-        await client.ConnectAsync(CancellationToken.None);
+        using var client = await ConnectWithTokenAsync(token);
         using var command = client.RunCommand("echo $NHIAUDIT_IDENTITY");
         Assert.Equal(0, command.ExitStatus);
         Assert.Equal("repo:contoso/app:ref:refs/heads/main\n", command.Result);
@@ -154,16 +200,7 @@ public sealed class SshGatewayProcessTests : IAsyncLifetime
     public async Task A_connection_opened_with_a_token_ends_when_the_token_expires()
     {
         var token = await _gateway.MintTokenAsync("short-lived-job", "--lifetime", "00:00:08");
-        var method = new Renci.SshNet.KeyboardInteractiveAuthenticationMethod("deploy");
-        method.AuthenticationPrompt += (_, e) =>
-        {
-            foreach (var prompt in e.Prompts)
-            {
-                prompt.Response = token;
-            }
-        };
-        using var client = new Renci.SshNet.SshClient(new Renci.SshNet.ConnectionInfo("127.0.0.1", _gateway.Port, "deploy", method));
-        await client.ConnectAsync(CancellationToken.None);
+        using var client = await ConnectWithTokenAsync(token);
 
         // The command would outlive the token by far; the gateway ends the connection instead.
         await Assert.ThrowsAnyAsync<Exception>(() => Task.Run(() => client.RunCommand("sleep 120; echo finished")));

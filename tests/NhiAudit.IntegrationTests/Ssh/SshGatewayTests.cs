@@ -182,6 +182,63 @@ public sealed class SshGatewayTests(SshGatewayFixture fixture) : IClassFixture<S
     }
 
     [Fact]
+    public async Task An_interactive_shell_driven_through_tmux_is_recorded_with_its_size_and_resizes()
+    {
+        // A real terminal: ssh runs inside a detached tmux session of 100x30, keys are typed with send-keys, the screen
+        // read with capture-pane, and the window resized half-way (ssh sends window-change).
+        var socket = "nhiaudit-" + Guid.NewGuid().ToString("N")[..8];
+        var ssh = string.Join(' ', ["ssh", .. Gateway.ClientOptions(), "-p", Gateway.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "root@127.0.0.1"]);
+        try
+        {
+            (await Tmux(socket, "new-session", "-d", "-s", "work", "-x", "100", "-y", "30", ssh)).EnsureSuccess("tmux new-session");
+            await WaitForScreenAsync(socket, screen => screen.Contains("root@", StringComparison.Ordinal));
+            await Tmux(socket, "send-keys", "-t", "work", "echo tmux-$((6*7))", "Enter");
+            await WaitForScreenAsync(socket, screen => screen.Contains("tmux-42", StringComparison.Ordinal));
+            await Tmux(socket, "resize-window", "-t", "work", "-x", "120", "-y", "40");
+            await Tmux(socket, "send-keys", "-t", "work", "stty size", "Enter");
+            await WaitForScreenAsync(socket, screen => screen.Contains("40 120", StringComparison.Ordinal));
+            await Tmux(socket, "send-keys", "-t", "work", "exit 7", "Enter");
+        }
+        finally
+        {
+            await Tmux(socket, "kill-server");
+        }
+
+        var records = await Gateway.WaitForRecordsAsync(r => r.Any(x => Type(x) == "ssh.response" && x.TryGetProperty("exitStatus", out var e) && e.GetInt32() == 7));
+        var response = records.Last(x => Type(x) == "ssh.response" && x.TryGetProperty("exitStatus", out var e) && e.GetInt32() == 7);
+        var request = records.Single(x => Type(x) == "ssh.request" && x.GetProperty("seq").GetInt64() == response.GetProperty("request").GetInt64());
+        var pty = request.GetProperty("request").GetProperty("pty");
+        Assert.Equal(100, pty.GetProperty("cols").GetInt32());
+        Assert.Equal(30, pty.GetProperty("rows").GetInt32());
+        var events = (await File.ReadAllLinesAsync(response.GetProperty("recording").GetString()!)).Skip(1)
+            .Select(line => JsonDocument.Parse(line).RootElement).Select(e => (Code: e[1].GetString(), Data: e[2].GetString())).ToList();
+        Assert.Contains(("r", "120x40"), events);
+        Assert.Contains("stty size", string.Concat(events.Where(e => e.Code == "i").Select(e => e.Data)), StringComparison.Ordinal);
+        var played = await ProcessRunner.RunAsync("script", ["-qec", $"asciinema cat {response.GetProperty("recording").GetString()}", "/dev/null"], timeout: TimeSpan.FromSeconds(20));
+        Assert.Contains("tmux-42", played.StandardOutput, StringComparison.Ordinal);
+    }
+
+    private static Task<ProcessResult> Tmux(string socket, params string[] args) =>
+        ProcessRunner.RunAsync("tmux", ["-L", socket, .. args], timeout: TimeSpan.FromSeconds(20));
+
+    private static async Task WaitForScreenAsync(string socket, Func<string, bool> shows)
+    {
+        var screen = "";
+        for (var i = 0; i < 200; i++)
+        {
+            screen = (await Tmux(socket, "capture-pane", "-p", "-t", "work")).StandardOutput;
+            if (shows(screen))
+            {
+                return;
+            }
+
+            await Task.Delay(100);
+        }
+
+        throw new InvalidOperationException("the terminal never showed what was expected; it shows:\n" + screen);
+    }
+
+    [Fact]
     public async Task Sftp_put_and_get_work_and_each_file_is_recorded_with_its_size_and_hash()
     {
         var local = Path.Combine(Gateway.Files, "local-" + Guid.NewGuid().ToString("N")[..6]);
