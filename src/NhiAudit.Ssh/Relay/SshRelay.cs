@@ -60,6 +60,7 @@ internal sealed class SshRelay : IAsyncDisposable
     private readonly Dictionary<uint, SshRelayChannel> _byUpstreamId = [];
     private readonly CancellationTokenSource _stopping = new();
     private readonly ITimer? _expiry;
+    private volatile PolicyDecision? _agentForwarding;
     private SshTransport? _upstream;
     private Task? _upstreamPump;
     private int _requests;
@@ -102,7 +103,8 @@ internal sealed class SshRelay : IAsyncDisposable
         SshMessageNumber.GlobalRequest => OnClientGlobalRequestAsync(message, cancellationToken),
         SshMessageNumber.RequestSuccess or SshMessageNumber.RequestFailure => ValueTask.CompletedTask,
         SshMessageNumber.ChannelOpen => OnClientChannelOpenAsync(message, cancellationToken),
-        SshMessageNumber.ChannelOpenConfirmation or SshMessageNumber.ChannelOpenFailure => ValueTask.CompletedTask,
+        SshMessageNumber.ChannelOpenConfirmation => OnClientOpenConfirmationAsync(message, cancellationToken),
+        SshMessageNumber.ChannelOpenFailure => OnClientOpenFailureAsync(message, cancellationToken),
         SshMessageNumber.ChannelWindowAdjust => OnClientWindowAdjustAsync(message, cancellationToken),
         SshMessageNumber.ChannelData => OnClientDataAsync(message, cancellationToken),
         SshMessageNumber.ChannelExtendedData or SshMessageNumber.ChannelEof or SshMessageNumber.ChannelSuccess or SshMessageNumber.ChannelFailure
@@ -232,6 +234,50 @@ internal sealed class SshRelay : IAsyncDisposable
         }
 
         await upstream.SendMessageAsync(message, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The client accepted a channel the upstream opened (a forwarded agent's connection): its number and window become known.</summary>
+    private async ValueTask OnClientOpenConfirmationAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    {
+        var reader = new SshReader(message.Span[1..]);
+        var recipient = reader.ReadUInt32();
+        var sender = reader.ReadUInt32();
+        var window = reader.ReadUInt32();
+        var maxPacket = reader.ReadUInt32();
+        reader.EnsureEnd();
+        lock (_gate)
+        {
+            if (ByUpstreamId(recipient) is not { OpenedByUpstream: true, ClientConfirmed: false } channel || !_byClientId.TryAdd(sender, channel))
+            {
+                throw new SshProtocolException($"confirmation of a channel {recipient} nobody asked the client to open");
+            }
+
+            channel.ClientId = sender;
+            channel.ClientWindow = window;
+            channel.ClientMaxPacket = maxPacket;
+            channel.ClientConfirmed = true;
+        }
+
+        await SendToUpstreamAsync(message, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async ValueTask OnClientOpenFailureAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    {
+        var recipient = ReadRecipient(message.Span);
+        SshRelayChannel? channel;
+        lock (_gate)
+        {
+            if (ByUpstreamId(recipient) is not { OpenedByUpstream: true, ClientConfirmed: false } opened)
+            {
+                throw new SshProtocolException($"refusal of a channel {recipient} nobody asked the client to open");
+            }
+
+            channel = opened;
+            _byUpstreamId.Remove(recipient);
+        }
+
+        await SendToUpstreamAsync(message, cancellationToken).ConfigureAwait(false);
+        await WriteResponseAsync(channel, "the workload refused the channel").ConfigureAwait(false);
     }
 
     private ValueTask RefuseOpenAsync(uint senderChannel, uint reason, string description, CancellationToken cancellationToken) =>
@@ -414,11 +460,14 @@ internal sealed class SshRelay : IAsyncDisposable
             case "signal" or "break" or "eow@openssh.com" or "xon-xoff":
                 await ForwardRequestAsync(channel, message, request.WantReply, cancellationToken).ConfigureAwait(false);
                 return;
+            case "auth-agent-req@openssh.com" when await AllowAgentForwardingAsync(channel, cancellationToken).ConfigureAwait(false):
+                await ForwardRequestAsync(channel, message, request.WantReply, cancellationToken).ConfigureAwait(false);
+                return;
             default:
-                // Agent and X11 forwarding (auth-agent-req@openssh.com, x11-req) and anything unknown: not relayed.
-                if (request.Type is "auth-agent-req@openssh.com" or "x11-req")
+                // X11 forwarding, agent forwarding no rule allows, and anything unknown: not relayed.
+                if (request.Type is "x11-req")
                 {
-                    await RecordRefusedForwardAsync(request.Type == "x11-req" ? "x11-forward" : "agent-forward", request.Type, $"{request.Type} is not relayed by the gateway", cancellationToken).ConfigureAwait(false);
+                    await RecordRefusedForwardAsync("x11-forward", request.Type, $"{request.Type} is not relayed by the gateway", cancellationToken).ConfigureAwait(false);
                 }
 
                 if (request.WantReply)
@@ -870,12 +919,40 @@ internal sealed class SshRelay : IAsyncDisposable
             : ValueTask.CompletedTask;
     }
 
-    private static ValueTask OnUpstreamChannelOpenAsync(SshTransport upstream, ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    private async ValueTask OnUpstreamChannelOpenAsync(SshTransport upstream, ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
     {
         var reader = new SshReader(message.Span[1..]);
         var type = reader.ReadUtf8String();
         var sender = reader.ReadUInt32();
-        return upstream.SendMessageAsync(
+        reader.ReadUInt32();
+        var maxPacket = reader.ReadUInt32();
+        if (type == "auth-agent@openssh.com" && reader.IsAtEnd && _agentForwarding is { } allowance)
+        {
+            // The host asks to use the workload's forwarded agent: relayed (numbers and windows pass through, as for
+            // the workload's own channels) and recorded, each use on its own.
+            var channel = new SshRelayChannel(0, type, 0, 0)
+            {
+                OpenedByUpstream = true,
+                UpstreamId = sender,
+                UpstreamMaxPacket = maxPacket,
+                Kind = "agent",
+                RequestId = NewRequestId(),
+                Started = Stopwatch.GetTimestamp(),
+            };
+            lock (_gate)
+            {
+                if (!_byUpstreamId.TryAdd(sender, channel))
+                {
+                    throw new SshProtocolException($"the host opened channel {sender} twice");
+                }
+            }
+
+            channel.RequestSeq = await RecordForwardRequestAsync(channel.RequestId, "agent-use", "auth-agent@openssh.com", allowance, null, cancellationToken).ConfigureAwait(false);
+            await SendToClientAsync(message, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        await upstream.SendMessageAsync(
             new SshWriter(SshMessageNumber.ChannelOpenFailure).WriteUInt32(sender).WriteUInt32(OpenAdministrativelyProhibited)
                 .WriteString($"the gateway does not relay {type} channels toward the workload").WriteString("").WrittenMemory,
             cancellationToken);
@@ -1350,12 +1427,33 @@ internal sealed class SshRelay : IAsyncDisposable
     private async Task RecordRefusedForwardAsync(string action, string what, string refusal, CancellationToken cancellationToken)
     {
         var access = new AccessRequest { Protocol = "ssh", Target = _services.Target.Name, Action = action, Resources = [what], Text = what, Identity = _user.Identity };
-        var decision = _services.Policy.Evaluate(access);
-        await AppendAsync("ssh.request", w =>
+        await RecordForwardRequestAsync(NewRequestId(), action, what, _services.Policy.Evaluate(access), refusal, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Agent forwarding: allowed only when a policy rule with effect Allow names it (the default effect does not
+    /// count), like a port forward. The decision is recorded either way.
+    /// </summary>
+    private async Task<bool> AllowAgentForwardingAsync(SshRelayChannel channel, CancellationToken cancellationToken)
+    {
+        var decision = _services.Policy.Evaluate(Access(channel, "agent-forward", "agent forwarding", []));
+        var allowed = decision.Effect == PolicyEffect.Allow && decision.Rule != "(default)";
+        var refusal = allowed ? null : $"agent forwarding is refused: {(decision.Effect == PolicyEffect.Allow ? "no policy rule allows it" : decision.Reason)}";
+        await RecordForwardRequestAsync(NewRequestId(), "agent-forward", "auth-agent-req@openssh.com", decision, refusal, cancellationToken).ConfigureAwait(false);
+        if (allowed)
+        {
+            _agentForwarding = decision;
+        }
+
+        return allowed;
+    }
+
+    private Task<long> RecordForwardRequestAsync(string requestId, string action, string what, PolicyDecision decision, string? refusal, CancellationToken cancellationToken) =>
+        AppendAsync("ssh.request", w =>
         {
             WriteWho(w, null);
             w.WriteStartObject("request"u8);
-            w.WriteString("id"u8, NewRequestId());
+            w.WriteString("id"u8, requestId);
             w.WriteString("target"u8, _services.Target.Name);
             w.WriteString("connection"u8, _connectionId);
             w.WriteString("client"u8, _clientAddress);
@@ -1364,8 +1462,7 @@ internal sealed class SshRelay : IAsyncDisposable
             w.WriteString("destination"u8, what);
             w.WriteEndObject();
             WritePolicy(w, decision, null, refusal);
-        }, AuditAppendMode.Request, cancellationToken).ConfigureAwait(false);
-    }
+        }, AuditAppendMode.Request, cancellationToken);
 
     private async Task<long> AppendAsync(string type, Action<Utf8JsonWriter> fields, AuditAppendMode mode, CancellationToken cancellationToken)
     {
@@ -1537,7 +1634,7 @@ internal sealed class SshRelay : IAsyncDisposable
         List<SshRelayChannel> open;
         lock (_gate)
         {
-            open = [.. _byClientId.Values];
+            open = [.. _byClientId.Values.Union(_byUpstreamId.Values)];
             _byClientId.Clear();
             _byUpstreamId.Clear();
         }
@@ -1603,7 +1700,7 @@ internal sealed class SshRelay : IAsyncDisposable
                 case "xon-xoff":
                     reader.ReadBoolean();
                     break;
-                case "shell" or "eow@openssh.com":
+                case "shell" or "eow@openssh.com" or "auth-agent-req@openssh.com":
                     break;
                 default:
                     // Not relayed (refused or kept to the upstream side): its fields are not read.

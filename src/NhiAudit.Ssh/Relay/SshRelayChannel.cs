@@ -11,8 +11,14 @@ namespace NhiAudit.Ssh.Relay;
 /// </summary>
 internal sealed class SshRelayChannel(uint clientId, string type, uint clientWindow, uint clientMaxPacket)
 {
-    /// <summary>The client's number for the channel (what the upstream addresses).</summary>
-    public uint ClientId { get; } = clientId;
+    /// <summary>The client's number for the channel (what the upstream addresses); for a channel the upstream opened, set by the client's confirmation.</summary>
+    public uint ClientId { get; set; } = clientId;
+
+    /// <summary>The upstream opened the channel toward the workload (a forwarded agent's connection).</summary>
+    public bool OpenedByUpstream { get; init; }
+
+    /// <summary>For a channel the upstream opened: the client confirmed it.</summary>
+    public bool ClientConfirmed { get; set; }
 
     /// <summary>The upstream's number (what the client addresses), once confirmed.</summary>
     public uint? UpstreamId { get; set; }
@@ -27,7 +33,7 @@ internal sealed class SshRelayChannel(uint clientId, string type, uint clientWin
     public long ClientWindow { get; set; } = clientWindow;
 
     /// <summary>The client's largest data packet.</summary>
-    public uint ClientMaxPacket { get; } = clientMaxPacket;
+    public uint ClientMaxPacket { get; set; } = clientMaxPacket;
 
     /// <summary>The upstream's largest data packet (from its confirmation).</summary>
     public uint UpstreamMaxPacket { get; set; } = 32 * 1024;

@@ -25,6 +25,9 @@ public sealed class SshGatewayFixture : IAsyncLifetime
         settings["NhiAudit:Policy:Rules:3:Name"] = "tunnel-to-the-host-sshd";
         settings["NhiAudit:Policy:Rules:3:When"] = $"request.protocol == 'ssh' && request.action == 'port-forward' && request.resources == ['127.0.0.1:{settings["NhiAudit:Ssh:Targets:0:Upstream:Port"]}']";
         settings["NhiAudit:Policy:Rules:3:Effect"] = "Allow";
+        settings["NhiAudit:Policy:Rules:4:Name"] = "agent-for-the-release-user";
+        settings["NhiAudit:Policy:Rules:4:When"] = "request.protocol == 'ssh' && request.action == 'agent-forward' && request.user == 'release'";
+        settings["NhiAudit:Policy:Rules:4:Effect"] = "Allow";
     });
 
     public async Task DisposeAsync() => await Host.DisposeAsync();
@@ -359,6 +362,58 @@ public sealed class SshGatewayTests(SshGatewayFixture fixture) : IClassFixture<S
         var response = records.Single(x => Type(x) == "ssh.response" && x.GetProperty("request").GetInt64() == request.GetProperty("seq").GetInt64());
         Assert.True(response.GetProperty("bytesOut").GetInt64() > 0);
         Assert.Equal("SSH-2.0-probe\r\n".Length, response.GetProperty("bytesIn").GetInt64());
+    }
+
+    [Theory]
+    [InlineData("release", true)]
+    [InlineData("root", false)]
+    public async Task Agent_forwarding_reaches_the_host_only_when_a_rule_allows_it_and_each_use_is_recorded(string user, bool allowed)
+    {
+        // A real ssh-agent holding a key the host does not know; the host lists the keys it can reach through the
+        // forwarded agent (the gateway logs in as root either way: the requested user name only selects the rule).
+        var socket = Path.Combine(Gateway.Directory, "agent-" + Guid.NewGuid().ToString("N")[..6]);
+        using var agent = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("ssh-agent", ["-D", "-a", socket]) { RedirectStandardOutput = true })!;
+        try
+        {
+            var env = new Dictionary<string, string> { ["SSH_AUTH_SOCK"] = socket };
+            for (var i = 0; i < 100 && !File.Exists(socket); i++)
+            {
+                await Task.Delay(50);
+            }
+
+            (await ProcessRunner.RunAsync("ssh-add", [Path.Combine(Gateway.Directory, "stranger_ed25519")], env: env)).EnsureSuccess("ssh-add");
+            var result = await ProcessRunner.RunAsync(
+                "ssh",
+                [.. Gateway.ClientOptions(), "-o", "ForwardAgent=yes", "-p", Gateway.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), $"{user}@127.0.0.1", "ssh-add -l; echo agent-exit=$?"],
+                timeout: TimeSpan.FromSeconds(60),
+                env: env);
+
+            Assert.Equal(0, result.ExitCode);
+            var records = await Gateway.WaitForRecordsAsync(r => r.Any(x => Type(x) == "ssh.request" && x.GetProperty("request").GetProperty("action").GetString() == "agent-forward"
+                && x.GetProperty("request").GetProperty("user").GetString() == user));
+            var forward = records.Last(x => Type(x) == "ssh.request" && x.GetProperty("request").GetProperty("action").GetString() == "agent-forward"
+                && x.GetProperty("request").GetProperty("user").GetString() == user);
+            if (allowed)
+            {
+                Assert.Contains("stranger_ed25519 (ED25519)", result.StandardOutput, StringComparison.Ordinal);
+                Assert.Contains("agent-exit=0", result.StandardOutput, StringComparison.Ordinal);
+                Assert.Equal("agent-for-the-release-user", forward.GetProperty("policy").GetProperty("rule").GetString());
+                Assert.False(forward.TryGetProperty("refused", out _));
+                records = await Gateway.WaitForRecordsAsync(r => r.Any(x => Type(x) == "ssh.request" && x.GetProperty("request").GetProperty("action").GetString() == "agent-use"
+                    && x.GetProperty("request").GetProperty("connection").GetString() == forward.GetProperty("request").GetProperty("connection").GetString()));
+                Assert.Contains(records, x => Type(x) == "ssh.request" && x.GetProperty("request").GetProperty("action").GetString() == "agent-use");
+            }
+            else
+            {
+                Assert.DoesNotContain("stranger_ed25519", result.StandardOutput, StringComparison.Ordinal);
+                Assert.Contains("agent-exit=2", result.StandardOutput, StringComparison.Ordinal);
+                Assert.Contains("no policy rule allows it", forward.GetProperty("refused").GetString(), StringComparison.Ordinal);
+            }
+        }
+        finally
+        {
+            agent.Kill();
+        }
     }
 
     [Fact]
