@@ -72,6 +72,8 @@ public sealed class SshGatewayHost : IAsyncDisposable
             ["NhiAudit:Identity:SshKeys:0:PublicKey"] = (await File.ReadAllTextAsync(Path.Combine(directory, "workload_ed25519.pub")).ConfigureAwait(false)).Trim(),
             ["NhiAudit:Identity:SshKeys:0:Subject"] = "deploy-job",
             ["NhiAudit:Identity:SshKeys:0:Kind"] = "ServicePrincipal",
+            ["NhiAudit:Identity:SshCertificateAuthorities:0:PublicKey"] = (await File.ReadAllTextAsync(Path.Combine(directory, "ci_ca_ed25519.pub")).ConfigureAwait(false)).Trim(),
+            ["NhiAudit:Identity:SshCertificateAuthorities:0:Name"] = "ci-ca",
             ["NhiAudit:Audit:Directory"] = Path.Combine(directory, "audit"),
             ["NhiAudit:Ssh:Targets:0:Name"] = "build",
             ["NhiAudit:Ssh:Targets:0:Listen"] = "127.0.0.1:0",
@@ -111,13 +113,13 @@ public sealed class SshGatewayHost : IAsyncDisposable
     }
 
     /// <summary>
-    /// Makes the keys in <paramref name="directory"/> (upstream host, gateway client, gateway host, workload, stranger;
-    /// ed25519, OpenSSH format, .pub beside each) and starts sshd with the gateway's client key authorized for root.
+    /// Makes the keys in <paramref name="directory"/> (upstream host, gateway client, gateway host, workload, stranger,
+    /// a CI certificate authority and a key for it to certify; ed25519, OpenSSH format, .pub beside each) and starts sshd with the gateway's client key authorized for root.
     /// </summary>
     internal static async Task<(Process Sshd, int Port, string HostKeyFingerprint)> StartUpstreamAsync(string directory)
     {
         System.IO.Directory.CreateDirectory(Path.Combine(directory, "files"));
-        foreach (var key in new[] { "upstream_host_ed25519", "gateway_client_ed25519", "gateway_host_ed25519", "workload_ed25519", "stranger_ed25519" })
+        foreach (var key in new[] { "upstream_host_ed25519", "gateway_client_ed25519", "gateway_host_ed25519", "workload_ed25519", "stranger_ed25519", "ci_ca_ed25519", "certified_ed25519" })
         {
             (await ProcessRunner.RunAsync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", key, "-f", Path.Combine(directory, key)]).ConfigureAwait(false)).EnsureSuccess("ssh-keygen");
         }

@@ -441,6 +441,23 @@ public sealed class SshGatewayTests(SshGatewayFixture fixture) : IClassFixture<S
     }
 
     [Fact]
+    public async Task A_user_certificate_from_the_configured_ca_names_the_identity_by_its_key_id()
+    {
+        var key = Path.Combine(Gateway.Directory, "certified_ed25519");
+        (await ProcessRunner.RunAsync("ssh-keygen", ["-q", "-s", Path.Combine(Gateway.Directory, "ci_ca_ed25519"), "-I", "pipeline-release-77", "-n", "root", "-z", "77", "-V", "-5m:+1h", key + ".pub"])).EnsureSuccess("ssh-keygen -s");
+
+        var result = await Gateway.SshAsync("echo certified as $NHIAUDIT_IDENTITY", key: key, options: ["-o", "CertificateFile=" + key + "-cert.pub"]);
+
+        Assert.True(result.ExitCode == 0, result.Describe("ssh with a certificate"));
+        Assert.Contains("certified as pipeline-release-77", result.StandardOutput, StringComparison.Ordinal);
+        var records = await Gateway.WaitForRecordsAsync(r => RequestOf(r, "echo certified as $NHIAUDIT_IDENTITY") is not null);
+        var auth = records.Last(r => Type(r) == "ssh.auth" && r.GetProperty("identity").GetProperty("subject").GetString() == "pipeline-release-77");
+        Assert.Equal("pipeline-release-77", auth.GetProperty("certificate").GetProperty("keyId").GetString());
+        Assert.Equal(77, auth.GetProperty("certificate").GetProperty("serial").GetInt64());
+        Assert.Equal("ssh-ca:ci-ca", auth.GetProperty("identity").GetProperty("issuer").GetString());
+    }
+
+    [Fact]
     public async Task Several_channels_on_one_connection_run_at_once_with_SshNet()
     {
         using var key = new Renci.SshNet.PrivateKeyFile(Gateway.WorkloadKey);
