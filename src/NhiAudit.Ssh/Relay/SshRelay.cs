@@ -125,7 +125,7 @@ internal sealed class SshRelay : IAsyncDisposable
         if (forward is not null)
         {
             // Remote forwarding would open channels from the host toward the workload's side; it is not relayed.
-            await RecordRefusedForwardAsync("port-forward", forward, $"remote port forwarding ({name}) is not relayed by the gateway", cancellationToken).ConfigureAwait(false);
+            await RecordRefusedForwardAsync("remote-forward", forward, $"remote port forwarding ({name}) is not relayed by the gateway", cancellationToken).ConfigureAwait(false);
         }
 
         // keepalive@openssh.com, no-more-sessions@openssh.com and the like are answered here: the upstream's own
