@@ -36,9 +36,10 @@ internal sealed record SshRelayServices(
 /// recording), and the exit status (the response record).
 /// </summary>
 /// <remarks>
-/// Two loops drive it: the server session's read loop calls <see cref="OnClientMessageAsync"/> (so a held request
-/// holds that connection's later client messages too, in order), and <see cref="PumpUpstreamAsync"/> reads the
-/// upstream. Shared state is under one lock; sends happen outside it.
+/// Two loops drive it: the server session's read loop calls <see cref="OnClientMessageAsync"/>, and
+/// <see cref="PumpUpstreamAsync"/> reads the upstream. A run request held for approval continues in a task of its own
+/// while its channel's later messages wait in a backlog (the other channels go on); a held SFTP operation is decided
+/// inline. Shared state is under one lock; sends happen outside it.
 /// </remarks>
 internal sealed class SshRelay : IAsyncDisposable
 {
@@ -47,6 +48,7 @@ internal sealed class SshRelay : IAsyncDisposable
     private const uint OpenUnknownChannelType = 3;
     private const uint OpenResourceShortage = 4;
     private const uint DeniedExitStatus = 126;
+    private const int MaxBacklog = 4096;
 
     private readonly SshRelayServices _services;
     private readonly SshTransport _client;
@@ -61,6 +63,7 @@ internal sealed class SshRelay : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly ITimer? _expiry;
     private volatile PolicyDecision? _agentForwarding;
+    private readonly List<Task> _holds = [];
     private SshTransport? _upstream;
     private Task? _upstreamPump;
     private int _requests;
@@ -97,8 +100,41 @@ internal sealed class SshRelay : IAsyncDisposable
         }
     }
 
-    /// <summary>Handles one connection-protocol message (numbers 80-127) from the authenticated client.</summary>
-    public ValueTask OnClientMessageAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken) => (SshMessageNumber)message.Span[0] switch
+    /// <summary>
+    /// Handles one connection-protocol message (numbers 80-127) from the authenticated client. A message for a channel
+    /// whose request is held for approval waits in that channel's backlog, so the connection's other channels go on.
+    /// </summary>
+    public ValueTask OnClientMessageAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken) =>
+        DeferredToBacklog(message) ? ValueTask.CompletedTask : DispatchClientMessageAsync(message, cancellationToken);
+
+    /// <summary>Queues a message addressed to a channel that is held (or still draining what queued while it was).</summary>
+    private bool DeferredToBacklog(ReadOnlyMemory<byte> message)
+    {
+        if (message.Span[0] is < (byte)SshMessageNumber.ChannelOpenConfirmation or > (byte)SshMessageNumber.ChannelFailure || message.Length < 5)
+        {
+            return false;
+        }
+
+        var recipient = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(message.Span[1..]);
+        lock (_gate)
+        {
+            if (ByUpstreamId(recipient) is not { Backlog: { } backlog })
+            {
+                return false;
+            }
+
+            // Data is bounded by the window the host granted; this bounds the rest (EOF, requests, adjusts).
+            if (backlog.Count >= MaxBacklog)
+            {
+                throw new SshProtocolException($"more than {MaxBacklog} messages for channel {recipient} while its request is held");
+            }
+
+            backlog.Enqueue(message);
+            return true;
+        }
+    }
+
+    private ValueTask DispatchClientMessageAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken) => (SshMessageNumber)message.Span[0] switch
     {
         SshMessageNumber.GlobalRequest => OnClientGlobalRequestAsync(message, cancellationToken),
         SshMessageNumber.RequestSuccess or SshMessageNumber.RequestFailure => ValueTask.CompletedTask,
@@ -526,13 +562,94 @@ internal sealed class SshRelay : IAsyncDisposable
         var recorded = request.Type == "shell" || (channel.Terminal is not null && request.Type == "exec");
         var access = Access(channel, action, channel.Command ?? (channel.Terminal is null ? "shell" : $"shell ({channel.Terminal})"), resources);
         var decision = _services.Policy.Evaluate(access);
-        var (approvalId, refusal) = decision.Effect switch
+        var run = new RunRequest(request, message, access, decision, scp, recorded);
+        if (decision.Effect == PolicyEffect.RequireApproval)
         {
-            PolicyEffect.Deny => (null, $"denied by policy rule '{decision.Rule}': {decision.Reason}"),
-            PolicyEffect.RequireApproval => await HoldForApprovalAsync(channel, access, decision, cancellationToken).ConfigureAwait(false),
-            _ => ((string?)null, (string?)null),
-        };
+            // Held in the background: this channel's later messages wait in its backlog, the connection's others go on,
+            // and a workload that gives up (disconnects) is noticed at once.
+            lock (_gate)
+            {
+                channel.Backlog = new Queue<ReadOnlyMemory<byte>>();
+                _holds.RemoveAll(t => t.IsCompleted);
+                _holds.Add(Task.Run(() => HoldThenRunAsync(channel, run), CancellationToken.None));
+            }
 
+            return;
+        }
+
+        var refusal = decision.Effect == PolicyEffect.Deny ? $"denied by policy rule '{decision.Rule}': {decision.Reason}" : null;
+        await RunAsync(channel, run, null, refusal, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>What a run request (exec, shell, subsystem) was, as classified and decided.</summary>
+    private sealed record RunRequest(ChannelRequest Request, ReadOnlyMemory<byte> Message, AccessRequest Access, PolicyDecision Decision, ScpCommand? Scp, bool Recorded);
+
+    private async Task HoldThenRunAsync(SshRelayChannel channel, RunRequest run)
+    {
+        var token = _stopping.Token;
+        string? approvalId = null;
+        try
+        {
+            (approvalId, var refusal) = await HoldForApprovalAsync(channel, run.Access, run.Decision, token).ConfigureAwait(false);
+            await RunAsync(channel, run, approvalId, refusal, token).ConfigureAwait(false);
+            await DrainBacklogAsync(channel, token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (token.IsCancellationRequested)
+        {
+            // The connection ended while the request was held: it never runs, and the log says so.
+            _ = ex;
+            var refusal = "the workload's connection ended while the request was held for approval";
+            try
+            {
+                if (channel.RequestSeq == 0)
+                {
+                    channel.RequestSeq = await WriteRequestAsync(channel, run.Access, run.Decision, refusal, null, CancellationToken.None, approvalId ?? channel.ApprovalId).ConfigureAwait(false);
+                }
+
+                await WriteResponseAsync(channel, refusal).ConfigureAwait(false);
+            }
+            catch (AuditLogUnavailableException logFailure)
+            {
+                _services.Logger.LogError("SSH request {Request} abandoned while held could not be logged: {Message}", channel.RequestId, logFailure.Message);
+            }
+        }
+        catch (SshProtocolException ex)
+        {
+            _endConnection("protocol error: " + ex.Message);
+        }
+        catch (Exception ex)
+        {
+            _services.Logger.LogError(ex, "SSH request {Request} failed after its hold", channel.RequestId);
+            _endConnection("the gateway failed: " + ex.Message);
+        }
+    }
+
+    /// <summary>Handles, in order, what the client sent for the channel while it was held; then lets messages through directly again.</summary>
+    private async Task DrainBacklogAsync(SshRelayChannel channel, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            ReadOnlyMemory<byte> next;
+            lock (_gate)
+            {
+                if (channel.Backlog is not { Count: > 0 } backlog)
+                {
+                    channel.Backlog = null;
+                    return;
+                }
+
+                next = backlog.Dequeue();
+            }
+
+            await DispatchClientMessageAsync(next, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Writes the request record and then runs the request on the host, or refuses it.</summary>
+    private async ValueTask RunAsync(SshRelayChannel channel, RunRequest run, string? approvalId, string? refusal, CancellationToken cancellationToken)
+    {
+        var (request, message, access, decision, scp, recorded) = run;
+        var action = access.Action;
         string? recordingPath = null;
         if (refusal is null && recorded)
         {
@@ -598,7 +715,7 @@ internal sealed class SshRelay : IAsyncDisposable
         // The host learns who it serves too (sshd passes these on if its AcceptEnv allows them; no reply is asked).
         var upstreamId = channel.UpstreamId!.Value;
         await SendToUpstreamAsync(Env(upstreamId, "NHIAUDIT_IDENTITY", _user.Identity.Subject), cancellationToken).ConfigureAwait(false);
-        await SendToUpstreamAsync(Env(upstreamId, "NHIAUDIT_REQUEST_ID", channel.RequestId), cancellationToken).ConfigureAwait(false);
+        await SendToUpstreamAsync(Env(upstreamId, "NHIAUDIT_REQUEST_ID", channel.RequestId!), cancellationToken).ConfigureAwait(false);
         await ForwardRequestAsync(channel, message, request.WantReply, cancellationToken).ConfigureAwait(false);
     }
 
@@ -609,6 +726,7 @@ internal sealed class SshRelay : IAsyncDisposable
     private async Task<(string? ApprovalId, string? Refusal)> HoldForApprovalAsync(SshRelayChannel channel, AccessRequest access, PolicyDecision decision, CancellationToken cancellationToken)
     {
         var ticket = _services.Approvals.Submit(access, decision.Rule, channel.RequestId!);
+        channel.ApprovalId = ticket.GrantedByTicket ?? ticket.Id;
         if (ticket.State == ApprovalState.Approved)
         {
             return (ticket.GrantedByTicket ?? ticket.Id, null);
@@ -1615,6 +1733,14 @@ internal sealed class SshRelay : IAsyncDisposable
         }
 
         await _stopping.CancelAsync().ConfigureAwait(false);
+        Task[] holds;
+        lock (_gate)
+        {
+            holds = [.. _holds];
+        }
+
+        // Each hold ends on the cancellation and records what became of its request; none throws.
+        await Task.WhenAll(holds).ConfigureAwait(false);
         if (_expiry is not null)
         {
             await _expiry.DisposeAsync().ConfigureAwait(false);

@@ -77,6 +77,9 @@ internal sealed class SshRelayChannel(uint clientId, string type, uint clientWin
     /// <summary>The reason the client stated in <c>NHIAUDIT_REASON</c>.</summary>
     public string? Reason { get; set; }
 
+    /// <summary>The approval ticket the channel's request was held under, once submitted.</summary>
+    public string? ApprovalId { get; set; }
+
     /// <summary>The audit id of what runs on the channel.</summary>
     public string? RequestId { get; set; }
 
@@ -115,6 +118,12 @@ internal sealed class SshRelayChannel(uint clientId, string type, uint clientWin
 
     /// <summary>SFTP stat, realpath, readlink and extension queries seen (counted, not recorded one by one).</summary>
     public long SftpMetadataQueries { get; set; }
+
+    /// <summary>
+    /// While the channel's request is held for approval (and until what queued meanwhile is handled): the client's
+    /// later messages for the channel, in order. Null otherwise.
+    /// </summary>
+    public Queue<ReadOnlyMemory<byte>>? Backlog { get; set; }
 
     /// <summary>The response record was written.</summary>
     public bool Finished { get; set; }

@@ -139,6 +139,66 @@ public sealed class SshGatewayTests(SshGatewayFixture fixture) : IClassFixture<S
     }
 
     [Fact]
+    public async Task A_held_command_holds_only_its_own_channel_and_a_workload_that_gives_up_is_recorded()
+    {
+        var marker = Path.Combine(Gateway.Files, "abandoned-" + Guid.NewGuid().ToString("N")[..6]);
+        var approvals = Gateway.Services.GetRequiredService<IApprovalBroker>();
+        using var client = await ConnectSshNetAsync();
+
+        // One channel waits for an approver; on the same connection, other commands run meanwhile.
+        var held = Task.Run(() =>
+        {
+            try
+            {
+                using var command = client.RunCommand($"touch {marker}");
+                return command.ExitStatus;
+            }
+            catch (Exception ex) when (ex is Renci.SshNet.Common.SshConnectionException or ObjectDisposedException)
+            {
+                return null;
+            }
+        });
+        ApprovalTicket? ticket = null;
+        for (var i = 0; i < 300 && ticket is null; i++)
+        {
+            ticket = approvals.Pending.FirstOrDefault(t => t.Request.Text == $"touch {marker}");
+            await Task.Delay(100);
+        }
+
+        Assert.NotNull(ticket);
+        using (var meanwhile = client.RunCommand("echo not-blocked"))
+        {
+            Assert.Equal("not-blocked\n", meanwhile.Result);
+        }
+
+        Assert.False(held.IsCompleted);
+
+        // The workload gives up: the gateway notices, the command never runs, and the log says why.
+        client.Disconnect();
+        var records = await Gateway.WaitForRecordsAsync(r => RequestOf(r, $"touch {marker}") is not null);
+        var request = RequestOf(records, $"touch {marker}")!.Value;
+        Assert.True(request.TryGetProperty("refused", out var refused), request.GetRawText());
+        Assert.Equal("the workload's connection ended while the request was held for approval", refused.GetString());
+        Assert.Equal(ticket.Id, request.GetProperty("approval").GetString());
+        Assert.False(File.Exists(marker));
+        await held;
+    }
+
+    private async Task<Renci.SshNet.SshClient> ConnectSshNetAsync()
+    {
+        string pinned;
+        using (var hostKey = NhiAudit.Ssh.HostKeys.SshHostKey.Load(Path.Combine(Gateway.Directory, "gateway_host_ed25519")))
+        {
+            pinned = hostKey.Fingerprint["SHA256:".Length..];
+        }
+
+        var client = new Renci.SshNet.SshClient("127.0.0.1", Gateway.Port, "root", new Renci.SshNet.PrivateKeyFile(Gateway.WorkloadKey));
+        client.HostKeyReceived += (_, e) => e.CanTrust = e.FingerPrintSHA256 == pinned;
+        await client.ConnectAsync(CancellationToken.None);
+        return client;
+    }
+
+    [Fact]
     public async Task A_denied_hold_refuses_the_command_with_the_approvers_reason()
     {
         var marker = Path.Combine(Gateway.Files, "refused-" + Guid.NewGuid().ToString("N")[..6]);
@@ -461,15 +521,7 @@ public sealed class SshGatewayTests(SshGatewayFixture fixture) : IClassFixture<S
     public async Task Several_channels_on_one_connection_run_at_once_with_SshNet()
     {
         using var key = new Renci.SshNet.PrivateKeyFile(Gateway.WorkloadKey);
-        using var client = new Renci.SshNet.SshClient("127.0.0.1", Gateway.Port, "root", key);
-        string pinned;
-        using (var hostKey = NhiAudit.Ssh.HostKeys.SshHostKey.Load(Path.Combine(Gateway.Directory, "gateway_host_ed25519")))
-        {
-            pinned = hostKey.Fingerprint["SHA256:".Length..];
-        }
-
-        client.HostKeyReceived += (_, e) => e.CanTrust = e.FingerPrintSHA256 == pinned;
-        await client.ConnectAsync(CancellationToken.None);
+        using var client = await ConnectSshNetAsync();
 
         var commands = Enumerable.Range(0, 5).Select(i => Task.Run(() =>
         {
