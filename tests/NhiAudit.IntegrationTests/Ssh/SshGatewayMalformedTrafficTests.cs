@@ -97,6 +97,39 @@ public sealed class SshGatewayMalformedTrafficTests(SshGatewayFixture fixture) :
         await AssertChainIntactAsync();
     }
 
+    [Fact]
+    public async Task Answers_keep_the_order_of_the_requests_when_the_gateway_answers_some_itself()
+    {
+        // RFC 4254 §5.4: replies to a channel's requests come in request order. pty-req goes to the host (its answer
+        // takes a round trip); a request type the gateway does not relay is refused at once; the client must still
+        // see the answers in order.
+        await using var client = await ConnectAuthenticatedAsync();
+        using var guard = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await client.SendMessageAsync(SessionOpen(3), guard.Token);
+        var confirmation = await client.ReceiveMessageAsync(guard.Token);
+        Assert.Equal((byte)SshMessageNumber.ChannelOpenConfirmation, confirmation.Span[0]);
+        var host = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(confirmation.Span[5..]);
+
+        var ptyReq = new SshWriter(SshMessageNumber.ChannelRequest).WriteUInt32(host).WriteString("pty-req").WriteBoolean(true)
+            .WriteString("xterm").WriteUInt32(80).WriteUInt32(24).WriteUInt32(0).WriteUInt32(0).WriteString([]);
+        await client.SendMessageAsync(ptyReq.WrittenMemory, guard.Token);
+        var unknown = new SshWriter(SshMessageNumber.ChannelRequest).WriteUInt32(host).WriteString("probe@nhiaudit.test").WriteBoolean(true);
+        await client.SendMessageAsync(unknown.WrittenMemory, guard.Token);
+
+        var answers = new List<SshMessageNumber>();
+        while (answers.Count < 2)
+        {
+            var message = await client.ReceiveMessageAsync(guard.Token);
+            if (message.Span[0] is (byte)SshMessageNumber.ChannelSuccess or (byte)SshMessageNumber.ChannelFailure)
+            {
+                Assert.Equal(3u, System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(message.Span[1..]));
+                answers.Add((SshMessageNumber)message.Span[0]);
+            }
+        }
+
+        Assert.Equal([SshMessageNumber.ChannelSuccess, SshMessageNumber.ChannelFailure], answers);
+    }
+
     private async Task AssertChainIntactAsync()
     {
         await Gateway.ReadRecordsAsync();
