@@ -49,6 +49,7 @@ internal sealed class SshRelay : IAsyncDisposable
     private const uint OpenResourceShortage = 4;
     private const uint DeniedExitStatus = 126;
     private const int MaxBacklog = 4096;
+    private const long MaxBacklogBytes = 16 * 1024 * 1024;
 
     private readonly SshRelayServices _services;
     private readonly SshTransport _client;
@@ -118,15 +119,17 @@ internal sealed class SshRelay : IAsyncDisposable
         var recipient = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(message.Span[1..]);
         lock (_gate)
         {
-            if (ByUpstreamId(recipient) is not { Backlog: { } backlog })
+            if (ByUpstreamId(recipient) is not { Backlog: { } backlog } channel)
             {
                 return false;
             }
 
-            // Data is bounded by the window the host granted; this bounds the rest (EOF, requests, adjusts).
-            if (backlog.Count >= MaxBacklog)
+            // A client that keeps to the window sends at most the window's worth of data while it waits; these bound
+            // one that does not (its data is checked against the window only when the backlog is handled).
+            channel.BacklogBytes += message.Length;
+            if (backlog.Count >= MaxBacklog || channel.BacklogBytes > MaxBacklogBytes)
             {
-                throw new SshProtocolException($"more than {MaxBacklog} messages for channel {recipient} while its request is held");
+                throw new SshProtocolException($"channel {recipient}: more than {MaxBacklog} messages or {MaxBacklogBytes} bytes while its request is held");
             }
 
             backlog.Enqueue(message);
@@ -363,6 +366,12 @@ internal sealed class SshRelay : IAsyncDisposable
             }
 
             var data = DataOf(message.Span);
+            channel.UpstreamWindow -= data.Length;
+            if (channel.UpstreamWindow < 0)
+            {
+                throw new SshProtocolException($"channel {recipient}: the client sent more data than the window allows");
+            }
+
             channel.BytesFromClient += data.Length;
             channel.Recording?.Input(data);
             channel.Scp?.ObserveClientData(data);
@@ -411,6 +420,15 @@ internal sealed class SshRelay : IAsyncDisposable
             if (channel is null || channel.ClosedByGateway)
             {
                 return;
+            }
+
+            if (message.Span[0] == (byte)SshMessageNumber.ChannelExtendedData)
+            {
+                channel.UpstreamWindow -= ExtendedDataOf(message.Span).Length;
+                if (channel.UpstreamWindow < 0)
+                {
+                    throw new SshProtocolException($"channel {recipient}: the client sent more data than the window allows");
+                }
             }
 
             if (message.Span[0] == (byte)SshMessageNumber.ChannelEof && channel.SftpClientPackets is not null)
@@ -639,6 +657,7 @@ internal sealed class SshRelay : IAsyncDisposable
                 }
 
                 next = backlog.Dequeue();
+                channel.BacklogBytes -= next.Length;
             }
 
             await DispatchClientMessageAsync(next, cancellationToken).ConfigureAwait(false);
@@ -828,6 +847,11 @@ internal sealed class SshRelay : IAsyncDisposable
         {
             // The refused packet never reaches the host: the client gets the host's "answer" from us, and the window
             // its packet used back from us too (the host never saw those bytes, so it will not grant them).
+            lock (_gate)
+            {
+                channel.UpstreamWindow += packet.Length;
+            }
+
             await SendToClientAsync(new SshWriter(SshMessageNumber.ChannelWindowAdjust).WriteUInt32(channel.ClientId).WriteUInt32((uint)packet.Length).ToArray(), cancellationToken).ConfigureAwait(false);
             await SendDataToClientAsync(channel, refusal, cancellationToken).ConfigureAwait(false);
             return;
@@ -1023,7 +1047,8 @@ internal sealed class SshRelay : IAsyncDisposable
         SshMessageNumber.ChannelSuccess or SshMessageNumber.ChannelFailure => OnUpstreamReplyAsync(message, cancellationToken),
         SshMessageNumber.ChannelRequest => OnUpstreamChannelRequestAsync(message, cancellationToken),
         SshMessageNumber.ChannelClose => OnUpstreamCloseAsync(message, cancellationToken),
-        SshMessageNumber.ChannelWindowAdjust or SshMessageNumber.ChannelEof => ForwardUpstreamChannelMessageAsync(message, cancellationToken),
+        SshMessageNumber.ChannelWindowAdjust => OnUpstreamWindowAdjustAsync(message, cancellationToken),
+        SshMessageNumber.ChannelEof => ForwardUpstreamChannelMessageAsync(message, cancellationToken),
         _ => upstream.SendUnimplementedForLastPacketAsync(cancellationToken),
     };
 
@@ -1042,7 +1067,7 @@ internal sealed class SshRelay : IAsyncDisposable
         var reader = new SshReader(message.Span[1..]);
         var type = reader.ReadUtf8String();
         var sender = reader.ReadUInt32();
-        reader.ReadUInt32();
+        var window = reader.ReadUInt32();
         var maxPacket = reader.ReadUInt32();
         if (type == "auth-agent@openssh.com" && reader.IsAtEnd && _agentForwarding is { } allowance)
         {
@@ -1053,6 +1078,7 @@ internal sealed class SshRelay : IAsyncDisposable
                 OpenedByUpstream = true,
                 UpstreamId = sender,
                 UpstreamMaxPacket = maxPacket,
+                UpstreamWindow = window,
                 Kind = "agent",
                 RequestId = NewRequestId(),
                 Started = Stopwatch.GetTimestamp(),
@@ -1081,7 +1107,7 @@ internal sealed class SshRelay : IAsyncDisposable
         var reader = new SshReader(message.Span[1..]);
         var recipient = reader.ReadUInt32();
         var sender = reader.ReadUInt32();
-        reader.ReadUInt32();
+        var window = reader.ReadUInt32();
         var maxPacket = reader.ReadUInt32();
         lock (_gate)
         {
@@ -1092,6 +1118,7 @@ internal sealed class SshRelay : IAsyncDisposable
 
             channel.UpstreamId = sender;
             channel.UpstreamMaxPacket = maxPacket;
+            channel.UpstreamWindow = window;
             _byUpstreamId.Add(sender, channel);
         }
 
@@ -1204,6 +1231,22 @@ internal sealed class SshRelay : IAsyncDisposable
             {
                 channel.ExitSignal = reader.ReadUtf8String();
             }
+        }
+
+        await SendToClientAsync(message, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async ValueTask OnUpstreamWindowAdjustAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    {
+        var (recipient, grant) = ReadChannelAndUInt32(message.Span);
+        lock (_gate)
+        {
+            if (!_byClientId.TryGetValue(recipient, out var channel) || channel.ClosedByGateway)
+            {
+                return;
+            }
+
+            channel.UpstreamWindow += grant;
         }
 
         await SendToClientAsync(message, cancellationToken).ConfigureAwait(false);

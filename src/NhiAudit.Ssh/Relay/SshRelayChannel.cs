@@ -32,6 +32,12 @@ internal sealed class SshRelayChannel(uint clientId, string type, uint clientWin
     /// </summary>
     public long ClientWindow { get; set; } = clientWindow;
 
+    /// <summary>
+    /// Bytes the client may still send: the window the upstream granted, less what the client sent. The relay holds
+    /// the client to it, so a client that ignores flow control cannot make the gateway queue without end.
+    /// </summary>
+    public long UpstreamWindow { get; set; }
+
     /// <summary>The client's largest data packet.</summary>
     public uint ClientMaxPacket { get; set; } = clientMaxPacket;
 
@@ -124,6 +130,9 @@ internal sealed class SshRelayChannel(uint clientId, string type, uint clientWin
     /// later messages for the channel, in order. Null otherwise.
     /// </summary>
     public Queue<ReadOnlyMemory<byte>>? Backlog { get; set; }
+
+    /// <summary>The bytes of the messages in <see cref="Backlog"/>.</summary>
+    public long BacklogBytes { get; set; }
 
     /// <summary>The response record was written.</summary>
     public bool Finished { get; set; }

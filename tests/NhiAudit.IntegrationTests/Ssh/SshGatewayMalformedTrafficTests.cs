@@ -130,6 +130,35 @@ public sealed class SshGatewayMalformedTrafficTests(SshGatewayFixture fixture) :
         Assert.Equal([SshMessageNumber.ChannelSuccess, SshMessageNumber.ChannelFailure], answers);
     }
 
+    [Fact]
+    public async Task A_client_that_ignores_the_hosts_window_is_disconnected_instead_of_queued()
+    {
+        await using var client = await ConnectAuthenticatedAsync();
+        using var guard = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await client.SendMessageAsync(SessionOpen(5), guard.Token);
+        var confirmation = await client.ReceiveMessageAsync(guard.Token);
+        Assert.Equal((byte)SshMessageNumber.ChannelOpenConfirmation, confirmation.Span[0]);
+        var host = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(confirmation.Span[5..]);
+        var window = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(confirmation.Span[9..]);
+
+        // Nothing on the host reads this channel yet, so no window comes back: one packet past the window is a violation.
+        var chunk = new byte[16 * 1024];
+        var error = await Assert.ThrowsAsync<SshConnectionClosedException>(async () =>
+        {
+            for (long sent = 0; sent <= window + chunk.Length; sent += chunk.Length)
+            {
+                await client.SendMessageAsync(new SshWriter(SshMessageNumber.ChannelData, chunk.Length + 16).WriteUInt32(host).WriteString(chunk).WrittenMemory, guard.Token);
+            }
+
+            while (true)
+            {
+                await client.ReceiveMessageAsync(guard.Token);
+            }
+        });
+        Assert.Equal(SshDisconnectReason.ProtocolError, error.Reason);
+        Assert.Contains("more data than the window allows", error.Message, StringComparison.Ordinal);
+    }
+
     private async Task AssertChainIntactAsync()
     {
         await Gateway.ReadRecordsAsync();
