@@ -38,4 +38,20 @@ public sealed class GatewayConfigurationTests
         Assert.Contains("← #7 SELECT 1 rows=1 0.4ms", ShowCommand.Describe(response), StringComparison.Ordinal);
         Assert.StartsWith("(not JSON)", ShowCommand.Describe("{broken"), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Show_renders_ssh_records_with_their_connection_command_and_outcome()
+    {
+        var request = """{"seq":3,"prev":"00","time":"2026-11-28T08:00:00.1234567Z","type":"ssh.request","identity":{"subject":"deploy-bot","name":"deploy-bot"},"request":{"id":"c0ffee000001-1","target":"build","connection":"c0ffee000001","action":"exec","command":"rm -rf /srv/app"},"policy":{"effect":"Deny","rule":"no-rm-rf","version":1},"refused":"denied by policy rule 'no-rm-rf'"}""";
+        var response = """{"seq":4,"prev":"00","time":"2026-11-28T08:00:00.2234567Z","type":"ssh.response","request":3,"requestId":"c0ffee000001-1","exitStatus":126,"bytesIn":0,"bytesOut":0,"stderrBytes":60,"durationMs":4.2}""";
+        var file = """{"seq":5,"prev":"00","time":"2026-11-28T08:00:00.3234567Z","type":"ssh.sftp","request":3,"requestId":"c0ffee000001-2","kind":"FileClosed","path":"/srv/app/VERSION","succeeded":true,"bytesRead":0,"bytesWritten":14,"sha256":"1e0d5dd13d94012d0000000000000000000000000000000000000000000000"}""";
+
+        var requestLine = ShowCommand.Describe(request);
+        Assert.Contains("c0ffee000001", requestLine, StringComparison.Ordinal);
+        Assert.Contains("deploy-bot", requestLine, StringComparison.Ordinal);
+        Assert.Contains("exec rm -rf /srv/app", requestLine, StringComparison.Ordinal);
+        Assert.Contains("REFUSED", requestLine, StringComparison.Ordinal);
+        Assert.Contains("← #3 exit=126 in=0 out=0 4.2ms", ShowCommand.Describe(response), StringComparison.Ordinal);
+        Assert.Contains("FileClosed /srv/app/VERSION wrote 14 sha256=1e0d5dd13d94012d…", ShowCommand.Describe(file), StringComparison.Ordinal);
+    }
 }
