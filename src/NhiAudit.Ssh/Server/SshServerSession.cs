@@ -10,9 +10,10 @@ using NhiAudit.Ssh.Transport;
 namespace NhiAudit.Ssh.Server;
 
 /// <summary>
-/// One workload connection, server side: the transport, then just enough of ssh-userauth (RFC 4252) and
-/// ssh-connection (RFC 4254) to prove interoperability. Authentication is <see cref="SshUserAuthenticator"/>'s;
-/// relaying comes in the next layer.
+/// One workload connection, server side: the transport, the ssh-userauth service (RFC 4252, decided by
+/// <see cref="SshUserAuthenticator"/>), then every connection-protocol message (RFC 4254) to the
+/// <see cref="SshServerOptions.Relay"/> the gateway configured. Without one, a test-only session channel
+/// (<see cref="SshServerOptions.EnableTestExecForTesting"/>) or a refusal answers.
 /// </summary>
 internal sealed class SshServerSession : IAsyncDisposable
 {
