@@ -409,20 +409,9 @@ internal sealed partial class KubernetesRequestHandler(KubernetesServices servic
             }
         }, AuditAppendMode.Deferred);
 
-    private async Task<long> AppendAsync(string type, Action<Utf8JsonWriter> fields, AuditAppendMode mode)
-    {
-        using var records = new AuditRecordWriter();
-        var w = records.Begin(type);
-        fields(w);
-        var seq = await services.AuditLog.AppendAsync(records.End(), mode).ConfigureAwait(false);
-        if (mode == AuditAppendMode.Request)
-        {
-            // Made as durable as configured before the request goes on; responses ride with the next commit.
-            await services.AuditLog.CommitAsync().ConfigureAwait(false);
-        }
-
-        return seq;
-    }
+    /// <summary>Made as durable as configured before the request goes on; responses ride with the next commit.</summary>
+    private Task<long> AppendAsync(string type, Action<Utf8JsonWriter> fields, AuditAppendMode mode) =>
+        services.AuditLog.AppendRecordAsync(type, fields, mode);
 
     /// <summary>
     /// Validates the workload token, or takes a recent validation of the same token: kubectl sends the same token with

@@ -13,8 +13,19 @@ internal sealed class SshAuthenticationAuditLog(IAuditLog auditLog, string targe
     /// <inheritdoc />
     public async ValueTask RecordAsync(SshAuthenticationAttempt attempt, CancellationToken cancellationToken)
     {
-        using var records = new AuditRecordWriter();
-        var w = records.Begin(attempt.Succeeded ? "ssh.auth" : "ssh.auth.failed");
+        try
+        {
+            await auditLog.AppendRecordAsync(attempt.Succeeded ? "ssh.auth" : "ssh.auth.failed", w => WriteAttempt(w, attempt), AuditAppendMode.Request, cancellationToken).ConfigureAwait(false);
+        }
+        catch (AuditLogUnavailableException ex)
+        {
+            // Fail closed: a login the log cannot hold does not happen.
+            throw new SshProtocolException(SshDisconnectReason.ByApplication, "the audit log cannot be written: " + ex.Message);
+        }
+    }
+
+    private void WriteAttempt(System.Text.Json.Utf8JsonWriter w, SshAuthenticationAttempt attempt)
+    {
         if (attempt.User is { } user)
         {
             AuditRecordWriter.WriteIdentity(w, user.Identity);
@@ -49,15 +60,5 @@ internal sealed class SshAuthenticationAuditLog(IAuditLog auditLog, string targe
         }
 
         w.WriteNumber("failedAttempts"u8, attempt.FailedAttempts);
-        try
-        {
-            await auditLog.AppendAsync(records.End(), AuditAppendMode.Request, cancellationToken).ConfigureAwait(false);
-            await auditLog.CommitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (AuditLogUnavailableException ex)
-        {
-            // Fail closed: a login the log cannot hold does not happen.
-            throw new SshProtocolException(SshDisconnectReason.ByApplication, "the audit log cannot be written: " + ex.Message);
-        }
     }
 }

@@ -717,17 +717,15 @@ internal sealed class SshRelay : IAsyncDisposable
 
         lock (_gate)
         {
-
+            // The observers report under the lock (they are fed under it); WritePendingEventsAsync takes the reports.
             if (action == "sftp")
             {
-                var observer = channel;
-                channel.Sftp = new SftpObserver(e => PendingSftpEvents(observer).Add(e));
+                channel.Sftp = new SftpObserver(channel.PendingSftpEvents.Add);
                 channel.SftpClientPackets = new SftpPacketBuffer(new SftpObserverOptions().MaxPacketLength);
             }
             else if (scp is not null)
             {
-                var observer = channel;
-                channel.Scp = new ScpObserver(scp, e => PendingScpEvents(observer).Add(e));
+                channel.Scp = new ScpObserver(scp, channel.PendingScpEvents.Add);
             }
         }
 
@@ -1457,45 +1455,25 @@ internal sealed class SshRelay : IAsyncDisposable
         }
     }
 
-    private readonly Dictionary<SshRelayChannel, List<SftpEvent>> _sftpEvents = [];
-    private readonly Dictionary<SshRelayChannel, List<ScpFileEvent>> _scpEvents = [];
-
-    private List<SftpEvent> PendingSftpEvents(SshRelayChannel channel)
-    {
-        if (!_sftpEvents.TryGetValue(channel, out var list))
-        {
-            _sftpEvents[channel] = list = [];
-        }
-
-        return list;
-    }
-
-    private List<ScpFileEvent> PendingScpEvents(SshRelayChannel channel)
-    {
-        if (!_scpEvents.TryGetValue(channel, out var list))
-        {
-            _scpEvents[channel] = list = [];
-        }
-
-        return list;
-    }
-
     private async Task WritePendingEventsAsync(SshRelayChannel channel)
     {
         List<SftpEvent>? sftp = null;
         List<ScpFileEvent>? scp = null;
         lock (_gate)
         {
-            if (_sftpEvents.Remove(channel, out var s) && s.Count > 0)
+            var s = channel.PendingSftpEvents;
+            if (s.Count > 0)
             {
                 // Metadata lookups change nothing and move no file content: counted in the response, not recorded one by one.
                 channel.SftpMetadataQueries += s.Count(e => e.Kind is SftpEventKind.Stat or SftpEventKind.RealPath or SftpEventKind.ReadLink or SftpEventKind.Extended);
                 sftp = s.FindAll(e => e.Kind is not (SftpEventKind.Version or SftpEventKind.Stat or SftpEventKind.RealPath or SftpEventKind.ReadLink or SftpEventKind.Extended));
+                s.Clear();
             }
 
-            if (_scpEvents.Remove(channel, out var c) && c.Count > 0)
+            if (channel.PendingScpEvents.Count > 0)
             {
-                scp = c;
+                scp = [.. channel.PendingScpEvents];
+                channel.PendingScpEvents.Clear();
             }
         }
 
@@ -1625,20 +1603,9 @@ internal sealed class SshRelay : IAsyncDisposable
             WritePolicy(w, decision, null, refusal);
         }, AuditAppendMode.Request, cancellationToken);
 
-    private async Task<long> AppendAsync(string type, Action<Utf8JsonWriter> fields, AuditAppendMode mode, CancellationToken cancellationToken)
-    {
-        using var records = new AuditRecordWriter();
-        var w = records.Begin(type);
-        fields(w);
-        var seq = await _services.AuditLog.AppendAsync(records.End(), mode, cancellationToken).ConfigureAwait(false);
-        if (mode == AuditAppendMode.Request)
-        {
-            // As durable as configured before the request goes on; file events and responses ride with the next commit.
-            await _services.AuditLog.CommitAsync(cancellationToken).ConfigureAwait(false);
-        }
-
-        return seq;
-    }
+    /// <summary>As durable as configured before the request goes on; file events and responses ride with the next commit.</summary>
+    private Task<long> AppendAsync(string type, Action<Utf8JsonWriter> fields, AuditAppendMode mode, CancellationToken cancellationToken) =>
+        _services.AuditLog.AppendRecordAsync(type, fields, mode, cancellationToken);
 
     // ---------------------------------------------------------------- plumbing
 

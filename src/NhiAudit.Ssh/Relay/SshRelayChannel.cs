@@ -116,6 +116,12 @@ internal sealed class SshRelayChannel(uint clientId, string type, uint clientWin
     /// <summary>The SFTP session watched on this channel.</summary>
     public SftpObserver? Sftp { get; set; }
 
+    /// <summary>What <see cref="Sftp"/> reported and the relay has not written yet (under the relay's lock).</summary>
+    public List<SftpEvent> PendingSftpEvents { get; } = [];
+
+    /// <summary>What <see cref="Scp"/> reported and the relay has not written yet (under the relay's lock).</summary>
+    public List<ScpFileEvent> PendingScpEvents { get; } = [];
+
     /// <summary>Client bytes of an SFTP packet not yet complete (the relay forwards whole packets so it can refuse one).</summary>
     public SftpPacketBuffer? SftpClientPackets { get; set; }
 
