@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.RegularExpressions;
 using NhiAudit.IntegrationTests.Infrastructure;
 using Npgsql;
 
@@ -10,7 +9,7 @@ namespace NhiAudit.IntegrationTests.Gateway;
 /// and an approver decides with <c>nhiaudit approvals</c>.
 /// </summary>
 [Collection(PostgresCollectionDefinition.Name)]
-public sealed partial class ApprovalTests(PostgresServerFixture fixture) : IAsyncLifetime
+public sealed class ApprovalTests(PostgresServerFixture fixture) : IAsyncLifetime
 {
     private GatewayProcess _gateway = null!;
     private int _adminPort;
@@ -40,24 +39,9 @@ public sealed partial class ApprovalTests(PostgresServerFixture fixture) : IAsyn
 
     public async Task DisposeAsync() => await _gateway.DisposeAsync();
 
-    private async Task<(NpgsqlConnection Connection, Task<string> Ticket)> OpenAsync(string subject)
-    {
-        var token = await _gateway.MintTokenAsync(subject);
-        var connection = new NpgsqlConnection($"Host=127.0.0.1;Port={_gateway.Port};Username=ci-job;Password={token};Database=app;SSL Mode=Disable;Pooling=false;Command Timeout=60");
-        var ticket = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        connection.Notice += (_, e) =>
-        {
-            if (TicketInNotice().Match(e.Notice.MessageText) is { Success: true } match)
-            {
-                ticket.TrySetResult(match.Groups[1].Value);
-            }
-        };
-        await connection.OpenAsync();
-        return (connection, ticket.Task);
-    }
+    private Task<(NpgsqlConnection Connection, Task<string> Ticket)> OpenAsync(string subject) => _gateway.OpenWatchingForTicketAsync(subject, commandTimeoutSeconds: 60);
 
-    private Task<ProcessResult> ApprovalsAsync(params string[] args) =>
-        GatewayProcess.RunCliAsync(["approvals", .. args, "--admin", $"http://127.0.0.1:{_adminPort.ToString(CultureInfo.InvariantCulture)}", "--token", _approverToken]);
+    private Task<ProcessResult> ApprovalsAsync(params string[] args) => GatewayProcess.ApprovalsCliAsync(_adminPort, _approverToken, args);
 
     [Fact]
     public async Task A_held_delete_runs_once_an_approver_grants_it_through_the_cli()
@@ -166,6 +150,4 @@ public sealed partial class ApprovalTests(PostgresServerFixture fixture) : IAsyn
         await Assert.ThrowsAsync<PostgresException>(() => running.WaitAsync(TimeSpan.FromSeconds(10)));
     }
 
-    [GeneratedRegex(@"held for approval (\S+)")]
-    private static partial Regex TicketInNotice();
 }

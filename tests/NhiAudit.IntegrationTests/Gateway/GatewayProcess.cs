@@ -1,12 +1,14 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using NhiAudit.IntegrationTests.Infrastructure;
+using Npgsql;
 
 namespace NhiAudit.IntegrationTests.Gateway;
 
 /// <summary>The reference gateway as users run it: the <c>nhiaudit</c> program in its own process, with a config file.</summary>
-public sealed class GatewayProcess : IAsyncDisposable
+public sealed partial class GatewayProcess : IAsyncDisposable
 {
     private readonly Process _process;
 
@@ -119,6 +121,33 @@ public sealed class GatewayProcess : IAsyncDisposable
 
         return new GatewayProcess(process, directory, port);
     }
+
+    /// <summary>Runs <c>nhiaudit approvals ARGS</c> against the admin API on <paramref name="adminPort"/> as the approver holding <paramref name="approverToken"/>.</summary>
+    public static Task<ProcessResult> ApprovalsCliAsync(int adminPort, string approverToken, params string[] args) =>
+        RunCliAsync(["approvals", .. args, "--admin", $"http://127.0.0.1:{adminPort.ToString(CultureInfo.InvariantCulture)}", "--token", approverToken]);
+
+    /// <summary>
+    /// An open Npgsql connection through this gateway with a token for <paramref name="subject"/>, and the ticket id of
+    /// the first statement it has held for approval (read from the NoticeResponse the gateway sends).
+    /// </summary>
+    public async Task<(NpgsqlConnection Connection, Task<string> Ticket)> OpenWatchingForTicketAsync(string subject, int commandTimeoutSeconds)
+    {
+        var token = await MintTokenAsync(subject);
+        var connection = new NpgsqlConnection($"Host=127.0.0.1;Port={Port};Username=ci-job;Password={token};Database=app;SSL Mode=Disable;Pooling=false;Command Timeout={commandTimeoutSeconds}");
+        var ticket = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        connection.Notice += (_, e) =>
+        {
+            if (TicketInNotice().Match(e.Notice.MessageText) is { Success: true } match)
+            {
+                ticket.TrySetResult(match.Groups[1].Value);
+            }
+        };
+        await connection.OpenAsync();
+        return (connection, ticket.Task);
+    }
+
+    [GeneratedRegex(@"held for approval (\S+)")]
+    private static partial Regex TicketInNotice();
 
     public async Task<string> MintTokenAsync(string subject, params string[] extraArgs)
     {

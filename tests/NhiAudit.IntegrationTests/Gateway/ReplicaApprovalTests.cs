@@ -11,7 +11,7 @@ namespace NhiAudit.IntegrationTests.Gateway;
 /// through replica B's admin API with <c>nhiaudit approvals</c>, and runs on A exactly once.
 /// </summary>
 [Collection(PostgresCollectionDefinition.Name)]
-public sealed partial class ReplicaApprovalTests(PostgresServerFixture fixture) : IAsyncLifetime
+public sealed class ReplicaApprovalTests(PostgresServerFixture fixture) : IAsyncLifetime
 {
     private readonly string _approvalSchema = "approvals_" + Guid.NewGuid().ToString("N")[..8];
     private readonly string _table = "replica_held_" + Guid.NewGuid().ToString("N")[..8];
@@ -79,24 +79,9 @@ public sealed partial class ReplicaApprovalTests(PostgresServerFixture fixture) 
         return new Replica(name, gateway, adminPort);
     }
 
-    private async Task<(NpgsqlConnection Connection, Task<string> Ticket)> OpenOnAAsync(string subject)
-    {
-        var token = await _a.Gateway.MintTokenAsync(subject);
-        var connection = new NpgsqlConnection($"Host=127.0.0.1;Port={_a.Gateway.Port};Username=ci-job;Password={token};Database=app;SSL Mode=Disable;Pooling=false;Command Timeout=90");
-        var ticket = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        connection.Notice += (_, e) =>
-        {
-            if (TicketInNotice().Match(e.Notice.MessageText) is { Success: true } match)
-            {
-                ticket.TrySetResult(match.Groups[1].Value);
-            }
-        };
-        await connection.OpenAsync();
-        return (connection, ticket.Task);
-    }
+    private Task<(NpgsqlConnection Connection, Task<string> Ticket)> OpenOnAAsync(string subject) => _a.Gateway.OpenWatchingForTicketAsync(subject, commandTimeoutSeconds: 90);
 
-    private Task<ProcessResult> ApprovalsOnBAsync(params string[] args) =>
-        GatewayProcess.RunCliAsync(["approvals", .. args, "--admin", $"http://127.0.0.1:{_b.AdminPort.ToString(CultureInfo.InvariantCulture)}", "--token", _approverToken]);
+    private Task<ProcessResult> ApprovalsOnBAsync(params string[] args) => GatewayProcess.ApprovalsCliAsync(_b.AdminPort, _approverToken, args);
 
     private async Task ListedOnBAsync(string ticket)
     {
@@ -200,8 +185,6 @@ public sealed partial class ReplicaApprovalTests(PostgresServerFixture fixture) 
         }
     }
 
-    [GeneratedRegex(@"held for approval (\S+)")]
-    private static partial Regex TicketInNotice();
 
     private sealed record Replica(string Name, GatewayProcess Gateway, int AdminPort);
 }

@@ -106,7 +106,7 @@ public sealed class SshGatewayProcessTests : IAsyncLifetime
     private async Task<ProcessResult> ApprovalsAsync(params string[] args)
     {
         _approverToken ??= await _gateway.MintTokenAsync("alice", "--kind", "User", "--role", "NhiAudit.Approver");
-        return await GatewayProcess.RunCliAsync(["approvals", .. args, "--admin", $"http://127.0.0.1:{_adminPort.ToString(CultureInfo.InvariantCulture)}", "--token", _approverToken]);
+        return await GatewayProcess.ApprovalsCliAsync(_adminPort, _approverToken, args);
     }
 
     /// <summary>SSH.NET logged in to the gateway with <paramref name="token"/> as the keyboard-interactive answer.</summary>
