@@ -1,14 +1,11 @@
 using Microsoft.Extensions.Options;
-using Npgsql;
+using NhiAudit.Postgres.Settings;
 
 namespace NhiAudit.Sinks.Postgres;
 
 /// <summary>Rejects PostgreSQL sink settings that could only fail later, naming the setting at fault.</summary>
 internal sealed class PostgresSinkOptionsValidator : IValidateOptions<PostgresSinkOptions>
 {
-    /// <summary>PostgreSQL truncates longer identifiers (NAMEDATALEN - 1), which would silently rename a table.</summary>
-    private const int MaxIdentifierLength = 63;
-
     /// <summary>The configuration path named in messages, so an operator finds the setting.</summary>
     private const string SectionPath = "NhiAudit:Sinks:Postgres";
 
@@ -24,26 +21,10 @@ internal sealed class PostgresSinkOptionsValidator : IValidateOptions<PostgresSi
     {
         ArgumentNullException.ThrowIfNull(options);
         var problems = new List<string>();
-        if (string.IsNullOrWhiteSpace(options.ConnectionString))
-        {
-            problems.Add($"{SectionPath}:ConnectionString is required (an Npgsql connection string).");
-        }
-        else
-        {
-            try
-            {
-                _ = new NpgsqlConnectionStringBuilder(options.ConnectionString);
-            }
-            catch (ArgumentException)
-            {
-                // The parser's message may quote the string, password included, so it is not passed on.
-                problems.Add($"{SectionPath}:ConnectionString is not a valid Npgsql connection string.");
-            }
-        }
-
-        CheckIdentifier(problems, nameof(PostgresSinkOptions.Schema), options.Schema);
-        CheckIdentifier(problems, nameof(PostgresSinkOptions.Table), options.Table);
-        CheckIdentifier(problems, nameof(PostgresSinkOptions.CheckpointTable), options.CheckpointTable);
+        PostgresSettingChecks.CheckConnectionString(problems, $"{SectionPath}:ConnectionString", options.ConnectionString);
+        PostgresSettingChecks.CheckIdentifier(problems, $"{SectionPath}:{nameof(PostgresSinkOptions.Schema)}", options.Schema);
+        PostgresSettingChecks.CheckIdentifier(problems, $"{SectionPath}:{nameof(PostgresSinkOptions.Table)}", options.Table);
+        PostgresSettingChecks.CheckIdentifier(problems, $"{SectionPath}:{nameof(PostgresSinkOptions.CheckpointTable)}", options.CheckpointTable);
         if (options.Table is { Length: > 0 } table && string.Equals(table, options.CheckpointTable, StringComparison.Ordinal))
         {
             problems.Add($"{SectionPath}:Table and {SectionPath}:CheckpointTable must differ (both are '{table}').");
@@ -59,36 +40,6 @@ internal sealed class PostgresSinkOptionsValidator : IValidateOptions<PostgresSi
         if (problems.Count > 0)
         {
             throw new ArgumentException("invalid PostgreSQL sink options: " + string.Join(" ", problems), nameof(options));
-        }
-    }
-
-    /// <summary>
-    /// Identifiers are spliced into SQL (quoted), so only a plain name is allowed: a letter or underscore, then letters,
-    /// digits or underscores.
-    /// </summary>
-    internal static bool IsPlainIdentifier(string? value)
-    {
-        if (string.IsNullOrEmpty(value) || value.Length > MaxIdentifierLength || char.IsAsciiDigit(value[0]))
-        {
-            return false;
-        }
-
-        foreach (var c in value)
-        {
-            if (!char.IsAsciiLetterOrDigit(c) && c != '_')
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
-
-    private static void CheckIdentifier(List<string> problems, string setting, string? value)
-    {
-        if (!IsPlainIdentifier(value))
-        {
-            problems.Add($"{SectionPath}:{setting} must be 1 to {MaxIdentifierLength} ASCII letters, digits or underscores, not starting with a digit (got '{value}').");
         }
     }
 }
