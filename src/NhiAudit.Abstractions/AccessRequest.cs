@@ -28,6 +28,12 @@ public sealed record AccessRequest
     /// <summary>Protocol extras the policy may test, e.g. <c>hasWhere</c> (bool) for an UPDATE or DELETE.</summary>
     public IReadOnlyDictionary<string, object?> Attributes { get; init; } = new Dictionary<string, object?>();
 
+    /// <summary>
+    /// What the request may execute besides its own verb (statements inside code, triggers it fires, commands inside a
+    /// shell). Empty when the request is exactly what its action says. The policy decides each, and the strictest wins.
+    /// </summary>
+    public IReadOnlyList<AccessEffect> Effects { get; init; } = [];
+
     /// <summary>Who asks.</summary>
     public required WorkloadIdentity Identity { get; init; }
 

@@ -121,7 +121,66 @@ public sealed class AuditRecordWriter : IDisposable
         writer.WriteString("effect"u8, decision.Effect.ToString());
         writer.WriteString("rule"u8, decision.Rule);
         writer.WriteNumber("version"u8, decision.PolicyVersion);
+        if (decision.EffectIndex is { } effectIndex)
+        {
+            writer.WriteNumber("effectIndex"u8, effectIndex);
+            writer.WriteString("via"u8, decision.Via);
+        }
+
         writer.WriteEndObject();
+    }
+
+    /// <summary>
+    /// Writes <c>"effects": [{action, via, objectKind, resources, hasWhere, text}]</c>: what the request may execute
+    /// besides its own verb, as the policy decided it. Nothing is written when the list is empty.
+    /// </summary>
+    /// <param name="writer">The record's writer, inside the record object.</param>
+    /// <param name="effects">The request's effects.</param>
+    public static void WriteEffects(Utf8JsonWriter writer, IReadOnlyList<AccessEffect> effects)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        ArgumentNullException.ThrowIfNull(effects);
+        if (effects.Count == 0)
+        {
+            return;
+        }
+
+        writer.WriteStartArray("effects"u8);
+        foreach (var effect in effects)
+        {
+            writer.WriteStartObject();
+            writer.WriteString("action"u8, effect.Action);
+            writer.WriteString("via"u8, effect.Via);
+            if (effect.ObjectKind is { } objectKind)
+            {
+                writer.WriteString("objectKind"u8, objectKind);
+            }
+
+            if (effect.Resources.Count > 0)
+            {
+                writer.WriteStartArray("resources"u8);
+                foreach (var resource in effect.Resources)
+                {
+                    writer.WriteStringValue(resource);
+                }
+
+                writer.WriteEndArray();
+            }
+
+            if (effect.HasWhere is { } hasWhere)
+            {
+                writer.WriteBoolean("hasWhere"u8, hasWhere);
+            }
+
+            if (effect.Text is { } text)
+            {
+                writer.WriteString("text"u8, text);
+            }
+
+            writer.WriteEndObject();
+        }
+
+        writer.WriteEndArray();
     }
 
     /// <summary>

@@ -13,7 +13,11 @@ namespace NhiAudit.Policy;
 /// <para>Order of decision:</para>
 /// <list type="number">
 /// <item>A request whose action is <see cref="AccessRequest.UnclassifiedAction"/> gets
-/// <see cref="PolicyOptions.UnclassifiedEffect"/> (Deny by default) with rule <c>(unclassified)</c>; no rule is consulted.</item>
+/// <see cref="PolicyOptions.UnclassifiedEffect"/> (Deny by default) with rule <c>(unclassified)</c>, unless a rule that
+/// names <c>UNKNOWN</c> (in its Actions filter or as a literal in its condition) matches first; no other rule is consulted.</item>
+/// <item>The request's <see cref="AccessRequest.Effects"/> are decided the same way, each as a request with the
+/// effect's action, resources, hasWhere, objectKind and via; the strictest decision of the request and its effects wins
+/// (Deny over RequireApproval over Allow), and <see cref="PolicyDecision.Via"/> names the effect that decided.</item>
 /// <item>Otherwise the rules are tried in configuration order and the first one that matches decides, like firewall
 /// rules. A rule matches when its <see cref="PolicyRuleOptions.Protocols"/> and <see cref="PolicyRuleOptions.Actions"/>
 /// filters (when given) admit the request and its <see cref="PolicyRuleOptions.When"/> condition returns true.</item>
@@ -116,18 +120,13 @@ public sealed class CelPolicyEngine : IPolicyEngine, IDisposable
         var policy = Volatile.Read(ref _policy);
         try
         {
-            if (string.Equals(request.Action, AccessRequest.UnclassifiedAction, StringComparison.Ordinal))
-            {
-                return policy.Unclassified;
-            }
-
             var key = CacheKey(request, policy.UsesText);
             if (policy.Decisions.TryGetValue(key, out var cached))
             {
                 return cached;
             }
 
-            var decision = Decide(policy, request);
+            var decision = DecideWithEffects(policy, request);
             if (policy.Decisions.Count >= CompiledPolicy.MaxCachedDecisions)
             {
                 policy.Decisions.Clear();
@@ -247,17 +246,84 @@ public sealed class CelPolicyEngine : IPolicyEngine, IDisposable
         }
     }
 
+    /// <summary>
+    /// Decides the request and each of its effects with the same rules; the strictest decision wins (Deny over
+    /// RequireApproval over Allow), the earliest among equals, and says which effect it came from.
+    /// </summary>
+    private PolicyDecision DecideWithEffects(CompiledPolicy policy, AccessRequest request)
+    {
+        var decision = Decide(policy, request);
+        var effects = request.Effects;
+        for (var i = 0; i < effects.Count && decision.Effect != PolicyEffect.Deny; i++)
+        {
+            var effectDecision = Decide(policy, ForEffect(request, effects[i]));
+            if (Strictness(effectDecision.Effect) > Strictness(decision.Effect))
+            {
+                decision = effectDecision with { EffectIndex = i, Via = effects[i].Via };
+            }
+        }
+
+        return decision;
+    }
+
+    private static int Strictness(PolicyEffect effect) => effect switch
+    {
+        PolicyEffect.Deny => 2,
+        PolicyEffect.RequireApproval => 1,
+        _ => 0,
+    };
+
+    /// <summary>The request as the rules see one of its effects: the effect's action, resources and extras, the request's identity.</summary>
+    private static AccessRequest ForEffect(AccessRequest request, AccessEffect effect)
+    {
+        var attributes = new Dictionary<string, object?>(request.Attributes.Count + effect.Attributes.Count + 4, StringComparer.Ordinal);
+        foreach (var (name, value) in request.Attributes)
+        {
+            attributes[name] = value;
+        }
+
+        attributes.Remove("objectKind");
+        attributes["hasWhere"] = effect.HasWhere ?? false;
+        if (effect.ObjectKind is { } objectKind)
+        {
+            attributes["objectKind"] = objectKind;
+        }
+
+        attributes["via"] = effect.Via;
+        foreach (var (name, value) in effect.Attributes)
+        {
+            attributes[name] = value;
+        }
+
+        return request with
+        {
+            Action = effect.Action,
+            Resources = effect.Resources,
+            Text = effect.Text ?? request.Text,
+            Attributes = attributes,
+            Effects = [],
+        };
+    }
+
     private PolicyDecision Decide(CompiledPolicy policy, AccessRequest request)
     {
+        var unclassified = string.Equals(request.Action, AccessRequest.UnclassifiedAction, StringComparison.Ordinal);
         var candidates = policy.Candidates(request.Protocol, request.Action);
         if (candidates.Length == 0)
         {
-            return policy.Default;
+            return unclassified ? policy.Unclassified : policy.Default;
         }
 
         var variables = PolicyCel.Variables(request);
         foreach (var rule in candidates)
         {
+            // What cannot be read is decided by UnclassifiedEffect unless a rule names it explicitly: a broad rule
+            // (say, everything a CI identity does is allowed) must not wave through code the gateway could not read.
+            if (unclassified && !rule.NamesUnclassified)
+            {
+                continue;
+            }
+
             object? result;
             try
             {
@@ -282,7 +348,7 @@ public sealed class CelPolicyEngine : IPolicyEngine, IDisposable
             }
         }
 
-        return policy.Default;
+        return unclassified ? policy.Unclassified : policy.Default;
     }
 
     private static string CacheKey(AccessRequest request, bool includeText)
@@ -303,15 +369,33 @@ public sealed class CelPolicyEngine : IPolicyEngine, IDisposable
         foreach (var (name, value) in request.Attributes)
         {
             Append(builder, name);
-            Append(builder, value switch
+            Append(builder, AttributeKey(value));
+        }
+
+        builder.Append('E').Append(request.Effects.Count);
+        foreach (var effect in request.Effects)
+        {
+            Append(builder, effect.Action);
+            Append(builder, effect.Via);
+            Append(builder, effect.ObjectKind);
+            Append(builder, effect.HasWhere switch { null => null, true => "\0true", false => "\0false" });
+            builder.Append('R').Append(effect.Resources.Count);
+            foreach (var resource in effect.Resources)
             {
-                null => "\0null",
-                bool b => b ? "\0true" : "\0false",
-                string s => s,
-                IFormattable f => f.ToString(null, System.Globalization.CultureInfo.InvariantCulture),
-                System.Collections.IEnumerable items => string.Join('\u001f', items.Cast<object?>()),
-                _ => value.ToString(),
-            });
+                Append(builder, resource);
+            }
+
+            builder.Append('A').Append(effect.Attributes.Count);
+            foreach (var (name, value) in effect.Attributes)
+            {
+                Append(builder, name);
+                Append(builder, AttributeKey(value));
+            }
+
+            if (includeText)
+            {
+                Append(builder, effect.Text);
+            }
         }
 
         Append(builder, IdentityKeys.GetValue(request.Identity, IdentityKey));
@@ -328,6 +412,17 @@ public sealed class CelPolicyEngine : IPolicyEngine, IDisposable
 
         return key;
     }
+
+    private static string? AttributeKey(object? value) => value switch
+    {
+        null => "\0null",
+        bool b => b ? "\0true" : "\0false",
+        string s => s,
+        IFormattable f => f.ToString(null, System.Globalization.CultureInfo.InvariantCulture),
+        System.Collections.IDictionary map => string.Join('\u001e', map.Keys.Cast<object?>().Select(k => $"{k}\u001d{AttributeKey(map[k!])}")),
+        System.Collections.IEnumerable items => string.Join('\u001f', items.Cast<object?>().Select(AttributeKey)),
+        _ => value.ToString(),
+    };
 
     private static string IdentityKey(WorkloadIdentity identity)
     {

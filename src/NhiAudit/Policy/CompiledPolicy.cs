@@ -17,6 +17,9 @@ internal sealed class CompiledRule
         Protocols = options.Protocols is { Count: > 0 } p ? new HashSet<string>(p, StringComparer.OrdinalIgnoreCase) : null;
         Actions = options.Actions is { Count: > 0 } a ? new HashSet<string>(a, StringComparer.OrdinalIgnoreCase) : null;
         Program = PolicyCel.Compile(options.When);
+        NamesUnclassified = (Actions?.Contains(AccessRequest.UnclassifiedAction) ?? false)
+            || options.When.Contains($"'{AccessRequest.UnclassifiedAction}'", StringComparison.Ordinal)
+            || options.When.Contains($"\"{AccessRequest.UnclassifiedAction}\"", StringComparison.Ordinal);
         Decision = new PolicyDecision(Effect, Name, Reason, version);
     }
 
@@ -36,6 +39,12 @@ internal sealed class CompiledRule
     public HashSet<string>? Actions { get; }
 
     public CelProgramDelegate Program { get; }
+
+    /// <summary>
+    /// True when the rule names <see cref="AccessRequest.UnclassifiedAction"/> (in its Actions filter or as a literal
+    /// in its condition): only such a rule may decide a request or effect the gateway could not read.
+    /// </summary>
+    public bool NamesUnclassified { get; }
 
     public bool Applies(string protocol, string action) =>
         (Protocols is null || Protocols.Contains(protocol)) && (Actions is null || Actions.Contains(action));

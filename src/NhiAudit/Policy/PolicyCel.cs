@@ -54,6 +54,7 @@ internal static class PolicyCel
         var requestMap = new Dictionary<string, object?>(8 + request.Attributes.Count, StringComparer.Ordinal)
         {
             ["hasWhere"] = false,
+            ["via"] = "",
         };
         foreach (var (key, value) in request.Attributes)
         {
@@ -65,6 +66,7 @@ internal static class PolicyCel
         requestMap["action"] = request.Action;
         requestMap["resources"] = ToList(request.Resources);
         requestMap["text"] = request.Text;
+        requestMap["effects"] = Effects(request.Effects);
 
         var identity = request.Identity;
         var identityMap = new Dictionary<string, object?>(12, StringComparer.Ordinal)
@@ -88,6 +90,40 @@ internal static class PolicyCel
             ["request"] = requestMap,
             ["identity"] = identityMap,
         };
+    }
+
+    private static readonly object[] NoEffects = [];
+
+    /// <summary><c>request.effects</c>: one map per effect with action, via, objectKind, resources (also as tables), hasWhere, text and its extras.</summary>
+    private static object[] Effects(IReadOnlyList<AccessEffect> effects)
+    {
+        if (effects.Count == 0)
+        {
+            return NoEffects;
+        }
+
+        var list = new object[effects.Count];
+        for (var i = 0; i < list.Length; i++)
+        {
+            var effect = effects[i];
+            var resources = ToList(effect.Resources);
+            var map = new Dictionary<string, object?>(8 + effect.Attributes.Count, StringComparer.Ordinal);
+            foreach (var (key, value) in effect.Attributes)
+            {
+                map[key] = ToCel(value);
+            }
+
+            map["action"] = effect.Action;
+            map["via"] = effect.Via;
+            map["objectKind"] = effect.ObjectKind ?? "";
+            map["resources"] = resources;
+            map["tables"] = resources;
+            map["hasWhere"] = effect.HasWhere ?? false;
+            map["text"] = effect.Text ?? "";
+            list[i] = map;
+        }
+
+        return list;
     }
 
     private static object[] ToList(IReadOnlyList<string> values)
