@@ -12,22 +12,21 @@ internal sealed class CancelKeyRegistry
 {
     private readonly ConcurrentDictionary<long, UpstreamCancelKey> _keys = new();
 
-    /// <summary>Issues a fresh random client-facing key for an upstream backend.</summary>
+    /// <summary>
+    /// Issues the client-facing key for an upstream backend: the backend's real process id (clients and tests act on
+    /// the backend by it: pg_terminate_backend, pg_stat_activity, LISTEN/NOTIFY's sender pid) with a fresh random secret
+    /// of the gateway's own, so that the backend's secret never leaves the gateway and only the gateway can cancel.
+    /// </summary>
     public (int ProcessId, int SecretKey) Register(UpstreamCancelKey upstream)
     {
-        Span<int> pair = stackalloc int[2];
+        ArgumentNullException.ThrowIfNull(upstream);
+        Span<int> secret = stackalloc int[1];
         while (true)
         {
-            RandomNumberGenerator.Fill(System.Runtime.InteropServices.MemoryMarshal.AsBytes(pair));
-            var processId = pair[0] & 0x7FFFFFFF;
-            if (processId == 0)
+            RandomNumberGenerator.Fill(System.Runtime.InteropServices.MemoryMarshal.AsBytes(secret));
+            if (_keys.TryAdd(Combine(upstream.ProcessId, secret[0]), upstream))
             {
-                continue;
-            }
-
-            if (_keys.TryAdd(Combine(processId, pair[1]), upstream))
-            {
-                return (processId, pair[1]);
+                return (upstream.ProcessId, secret[0]);
             }
         }
     }

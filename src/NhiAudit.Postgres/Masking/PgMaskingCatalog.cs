@@ -160,7 +160,7 @@ internal sealed class PgMaskingCatalog : IAsyncDisposable
 
     private async Task<PgMaskingSnapshot> LoadAsync(CancellationToken ct)
     {
-        _connection ??= await UpstreamConnector.ConnectAsync(_target.Upstream, _target.Upstream.Database ?? _database, "nhiaudit:masking-catalog", PgStartupMessage.Parse(EmptyStartup()), _credential, ct).ConfigureAwait(false);
+        _connection ??= await UpstreamConnector.ConnectAsync(_target.Upstream, _target.Upstream.Database ?? _database, "nhiaudit:masking-catalog", [], _credential, ct).ConfigureAwait(false);
         _policy = _source.Current;
         var snapshot = new PgMaskingSnapshot { LoadedAt = _time.GetUtcNow(), Policy = _policy };
 
@@ -350,13 +350,6 @@ internal sealed class PgMaskingCatalog : IAsyncDisposable
         }
 
         return builder.ToString();
-    }
-
-    private static byte[] EmptyStartup()
-    {
-        var writer = new ArrayBufferWriter<byte>(64);
-        PgStartupMessage.WriteStartupMessage(writer, PgStartupCodes.Protocol30, [new("user", "nhiaudit"), new("database", "postgres")]);
-        return writer.WrittenSpan.ToArray();
     }
 
     private sealed record QueryResult(PgFieldDescription[] Fields, List<string?[]> Rows);

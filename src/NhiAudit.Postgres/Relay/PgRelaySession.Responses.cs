@@ -137,6 +137,13 @@ internal sealed partial class PgRelaySession
 
             reader.Advance(bodyLength);
             var message = buffer.Slice(frameStart, reader.Position);
+            if (type == (byte)'S')
+            {
+                Forward(buffer.Slice(forwardFrom, frameStart), clientOut);
+                forwardFrom = reader.Position;
+                OnParameterStatus(message, clientOut);
+                continue;
+            }
             if (type == (byte)'Z' && Volatile.Read(ref _refusedInFlight) > 0)
             {
                 // The gateway's own answers to refused statements go just before this ReadyForQuery.
@@ -235,24 +242,31 @@ internal sealed partial class PgRelaySession
             case (byte)'Z':
                 OnReadyForQuery(clientOut);
                 break;
-            case (byte)'S':
-                OnParameterStatus(message);
-                break;
         }
     }
 
     /// <summary>
-    /// The server reports when a setting that changes how it reads SQL text changed (a function may call set_config).
-    /// From then on the gateway could misread statements, so the session ends: fail closed.
+    /// A reported setting. The server reports when a setting that changes how it reads SQL text changed (a function
+    /// may call set_config): from then on the gateway could misread statements, so the session ends (fail closed).
+    /// The gateway's own application_name goes back to the client as the client's. Everything else passes unchanged.
     /// </summary>
-    private static void OnParameterStatus(in ReadOnlySequence<byte> message)
+    private void OnParameterStatus(in ReadOnlySequence<byte> message, PipeWriter clientOut)
     {
         var status = PgParameterStatus.Parse(Payload(message, out var rented));
         Return(rented);
-        if ((status.Name == "standard_conforming_strings" && !status.Value.Equals("on", StringComparison.OrdinalIgnoreCase))
-            || (status.Name == "client_encoding" && !PgClientEncoding.IsAsciiSafe(status.Value)))
+        if (LexicallyUnsafeStatus(status.Name, status.Value) is { } problem)
         {
-            throw new PgProtocolException("0A000", $"terminating connection: the server reports {status.Name} = {status.Value}, under which the gateway cannot read statements as the server does");
+            throw new PgProtocolException("0A000", problem);
+        }
+
+        var value = ClientFacingStatus(status.Name, status.Value);
+        if (ReferenceEquals(value, status.Value))
+        {
+            Forward(message, clientOut);
+        }
+        else
+        {
+            PgBackendWriter.WriteParameterStatus(clientOut, status.Name, value);
         }
     }
 

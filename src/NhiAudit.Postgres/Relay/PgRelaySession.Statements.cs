@@ -27,9 +27,9 @@ internal sealed partial class PgRelaySession
     /// </summary>
     private static string? LexicalRefusal(string text, SqlStatementInfo info)
     {
-        if (info.ChangesLexicalSettings)
+        if (info.LexicalSettingProblem is { } problem)
         {
-            return "the gateway refuses statements that change how SQL text is read (standard_conforming_strings, client_encoding): it could no longer audit what the server runs";
+            return "the gateway refuses a statement that would change how SQL text is read: " + problem;
         }
 
         return SqlStatementSplitter.DependsOnStandardConformingStrings(text)

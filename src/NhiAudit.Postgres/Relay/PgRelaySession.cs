@@ -51,6 +51,8 @@ internal sealed partial class PgRelaySession : IDisposable
     private long _statementCount;
     private PendingEntry? _lastEnqueued;
     private bool _discardUntilSync;
+    private string _clientApplicationName = "";
+    private string _upstreamApplicationName = "";
 
     public PgRelaySession(Socket clientSocket, PostgresTargetOptions target, PgGatewayServices services)
     {
@@ -244,11 +246,19 @@ internal sealed partial class PgRelaySession : IDisposable
             return null;
         }
 
-        if (LexicalStartupProblem(startup) is { } lexical)
+        if (!ClientSettings(startup, out var settings, out var optionsError))
+        {
+            await RefuseLoginAsync(client, "0A000", optionsError!, startup).ConfigureAwait(false);
+            return null;
+        }
+
+        if (LexicalStartupProblem(settings) is { } lexical)
         {
             await RefuseLoginAsync(client, "0A000", lexical, startup).ConfigureAwait(false);
             return null;
         }
+
+        _clientApplicationName = startup.ApplicationName ?? settings.FirstOrDefault(s => s.Key == "application_name").Value ?? "";
 
         await WriteAsync(client, w => PgBackendWriter.WriteAuthenticationCleartextPassword(w), ct).ConfigureAwait(false);
         var token = await ReadPasswordAsync(client, ct).ConfigureAwait(false);
@@ -266,7 +276,8 @@ internal sealed partial class PgRelaySession : IDisposable
         UpstreamConnection upstream;
         try
         {
-            upstream = await UpstreamConnector.ConnectAsync(_target.Upstream, _database, ApplicationName(), startup, _services.TokenCredential, ct).ConfigureAwait(false);
+            _upstreamApplicationName = ApplicationName();
+            upstream = await UpstreamConnector.ConnectAsync(_target.Upstream, _database, _upstreamApplicationName, settings, _services.TokenCredential, ct).ConfigureAwait(false);
         }
         catch (UpstreamLoginException ex)
         {
@@ -287,6 +298,17 @@ internal sealed partial class PgRelaySession : IDisposable
             {
                 w.WriteBoolean("tls", tls);
                 w.WriteString("applicationName", startup.ApplicationName);
+                if (settings.Count > 0)
+                {
+                    w.WriteStartObject("settings");
+                    foreach (var (name, value) in settings)
+                    {
+                        w.WriteString(name, value);
+                    }
+
+                    w.WriteEndObject();
+                }
+
                 w.WriteString("upstreamUser", _target.Upstream.Username);
                 w.WriteNumber("upstreamPid", upstream.BackendProcessId);
                 w.WriteString("tokenExpires", _identity.ExpiresAt);
@@ -302,28 +324,67 @@ internal sealed partial class PgRelaySession : IDisposable
     }
 
     /// <summary>
-    /// Startup settings that would make the server read SQL text differently from the gateway (and so let a statement
-    /// hide from the audit) are refused outright; <c>options</c> could carry such settings as <c>-c</c> switches.
+    /// The run-time settings the client asked for at startup: the <c>-c</c> switches of <c>options</c>, then the
+    /// packet's own parameters (which win, as on the server). The gateway's own parameters (user, database,
+    /// application_name, replication, options, <c>_pq_.</c>) are not settings. Names are lower-case, as the server reads them.
     /// </summary>
-    private static string? LexicalStartupProblem(PgStartupMessage startup)
+    private static bool ClientSettings(PgStartupMessage startup, out List<KeyValuePair<string, string>> settings, out string? error)
     {
-        if (startup.Options is { Length: > 0 })
+        settings = [];
+        error = null;
+        if (startup.Options is { Length: > 0 } options && !PgStartupOptions.TryParse(options, out settings, out error))
         {
-            return "the gateway does not pass startup options (-c settings) to the server: SET them after connecting, where they are audited";
+            return false;
         }
 
-        if (startup.GetParameter("standard_conforming_strings") is { } scs && !scs.Equals("on", StringComparison.OrdinalIgnoreCase))
+        foreach (var (key, value) in startup.Parameters)
         {
-            return "standard_conforming_strings must stay on through the gateway: with it off the gateway could not read statements as the server does";
+            if (key is "user" or "database" or "application_name" or "replication" or "options" || key.StartsWith("_pq_.", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            settings.Add(new KeyValuePair<string, string>(key.ToLowerInvariant(), value));
         }
 
-        if (startup.GetParameter("client_encoding") is { } encoding && !PgClientEncoding.IsAsciiSafe(encoding))
+        // A later setting of the same name wins; keep only the last of each.
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = settings.Count - 1; i >= 0; i--)
         {
-            return $"client_encoding {encoding} is not supported through the gateway: its multibyte characters can hide quotes from the audit; use UTF8";
+            if (!seen.Add(settings[i].Key))
+            {
+                settings.RemoveAt(i);
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Startup settings that would make the server read SQL text differently from the gateway (and so let a statement
+    /// hide from the audit) are refused; every other setting goes upstream and into the session-start record.
+    /// </summary>
+    private static string? LexicalStartupProblem(List<KeyValuePair<string, string>> settings)
+    {
+        foreach (var (name, value) in settings)
+        {
+            if (name == "standard_conforming_strings" && !IsOn(value))
+            {
+                return "standard_conforming_strings must stay on through the gateway: with it off the gateway could not read statements as the server does";
+            }
+
+            if (name == "client_encoding" && !PgClientEncoding.IsAsciiSafe(value.Trim()))
+            {
+                return $"client_encoding {value} is not supported through the gateway: its multibyte characters can hide quotes from the audit; use UTF8";
+            }
         }
 
         return null;
     }
+
+    /// <summary>True for the spellings of a true boolean the server accepts (on, true, yes, 1 and unique prefixes).</summary>
+    private static bool IsOn(string value) =>
+        value.Trim().ToLowerInvariant() is "on" or "true" or "yes" or "1" or "t" or "tr" or "tru" or "y" or "ye";
 
     private async Task RefuseLoginAsync(Stream client, string sqlState, string message, PgStartupMessage startup)
     {
@@ -380,7 +441,13 @@ internal sealed partial class PgRelaySession : IDisposable
         PgBackendWriter.WriteAuthenticationOk(buffer);
         foreach (var parameter in upstream.ParameterStatuses)
         {
-            PgBackendWriter.WriteParameterStatus(buffer, parameter.Key, parameter.Value);
+            if (LexicallyUnsafeStatus(parameter.Key, parameter.Value) is { } problem)
+            {
+                // A role or database default the login did not override: the server would read SQL differently from us.
+                throw new PgProtocolException("0A000", problem);
+            }
+
+            PgBackendWriter.WriteParameterStatus(buffer, parameter.Key, ClientFacingStatus(parameter.Key, parameter.Value));
         }
 
         Span<byte> secret = stackalloc byte[4];
@@ -390,6 +457,19 @@ internal sealed partial class PgRelaySession : IDisposable
         await client.WriteAsync(buffer.WrittenMemory, ct).ConfigureAwait(false);
         await client.FlushAsync(ct).ConfigureAwait(false);
     }
+
+    /// <summary>Why a reported setting leaves the server reading SQL text differently from the gateway, or null.</summary>
+    private static string? LexicallyUnsafeStatus(string name, string value) =>
+        (name == "standard_conforming_strings" && !IsOn(value)) || (name == "client_encoding" && !PgClientEncoding.IsAsciiSafe(value))
+            ? $"terminating connection: the server reports {name} = {value}, under which the gateway cannot read statements as the server does"
+            : null;
+
+    /// <summary>
+    /// The value the client sees for a reported setting: the server knows the session by the gateway's
+    /// <c>nhi:</c> application_name, the client by its own, and gets its own back, as it would direct.
+    /// </summary>
+    private string ClientFacingStatus(string name, string value) =>
+        name == "application_name" && value == _upstreamApplicationName ? _clientApplicationName : value;
 
     private string ApplicationName()
     {

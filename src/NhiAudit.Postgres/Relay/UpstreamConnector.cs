@@ -30,7 +30,7 @@ internal static class UpstreamConnector
         PostgresUpstreamOptions options,
         string database,
         string applicationName,
-        PgStartupMessage clientStartup,
+        IReadOnlyList<KeyValuePair<string, string>> clientSettings,
         TokenCredential? credential,
         CancellationToken cancellationToken)
     {
@@ -62,7 +62,7 @@ internal static class UpstreamConnector
                 new("application_name", applicationName),
                 new("standard_conforming_strings", "on"),
             };
-            foreach (var parameter in clientStartup.Parameters)
+            foreach (var parameter in clientSettings)
             {
                 if (!GatewayOwnedParameters.Contains(parameter.Key) && !parameter.Key.StartsWith("_pq_.", StringComparison.Ordinal))
                 {

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Collections.Frozen;
+using NhiAudit.Postgres.Protocol;
 
 namespace NhiAudit.Postgres.Sql;
 
@@ -277,7 +278,7 @@ internal static class SqlClassifier
                 HasWhere = hasWhere,
                 IsMultiStatement = multi,
                 SessionReason = FindSessionReason(),
-                ChangesLexicalSettings = FindLexicalSettingChange(),
+                LexicalSettingProblem = FindLexicalSettingProblem(),
             };
         }
 
@@ -1039,42 +1040,126 @@ internal static class SqlClassifier
             return null;
         }
 
-        private readonly bool FindLexicalSettingChange()
+        /// <summary>
+        /// Why the statement would leave the session in a state where the server reads SQL text differently from the
+        /// gateway (standard_conforming_strings off, or a client_encoding whose multibyte characters can hide a quote or
+        /// a backslash); null when it cannot. Decided by what the statement leaves behind, not by its name:
+        /// <c>RESET</c>, <c>RESET ALL</c> and <c>DISCARD ALL</c> return to the login values (which the gateway pins and
+        /// checks), <c>SET … TO DEFAULT</c> likewise, <c>SET</c> to a safe value is safe, a function's own
+        /// <c>SET</c> clause lasts only while it runs. Only a setting to an unsafe or unknown value is a problem.
+        /// </summary>
+        private readonly string? FindLexicalSettingProblem()
         {
             if (Is(0, "SET"))
             {
                 int j = Is(1, "SESSION") || Is(1, "LOCAL") ? 2 : 1;
-                return Is(j, "NAMES") || IsLexicalSettingName(j);
-            }
-
-            if (Is(0, "RESET"))
-            {
-                return Is(1, "ALL") || IsLexicalSettingName(1);
-            }
-
-            if (Is(0, "DISCARD") && Is(1, "ALL"))
-            {
-                return true;
-            }
-
-            for (int i = 0; i + 2 < Count; i++)
-            {
-                if (Is(i, "set_config") && IsKind(i + 1, SqlTokenKind.OpenParen)
-                    && SqlText.StringValue(_sql, _tokens[i + 2]) is { } name
-                    && (name.Equals("standard_conforming_strings", StringComparison.OrdinalIgnoreCase) || name.Equals("client_encoding", StringComparison.OrdinalIgnoreCase)))
+                if (Is(j, "NAMES"))
                 {
-                    return true;
+                    return EncodingValueProblem(j + 1);
+                }
+
+                if (IsLexicalSettingName(j, out bool isEncoding))
+                {
+                    int value = Is(j + 1, "TO") || (IsKind(j + 1, SqlTokenKind.Operator) && _sql[_tokens[j + 1].Start] == '=') ? j + 2 : -1;
+                    return value < 0 ? "the SET could not be read" : isEncoding ? EncodingValueProblem(value) : ConformingValueProblem(value);
+                }
+
+                return null;
+            }
+
+            if (Is(0, "ALTER") && (Is(1, "ROLE") || Is(1, "USER") || Is(1, "DATABASE")))
+            {
+                // A role's or database's default becomes the session's value after RESET or DEFAULT when the login did not set it.
+                for (int i = 2; i + 2 < Count; i++)
+                {
+                    if (Is(i, "SET") && IsLexicalSettingName(i + 1, out bool isEncoding))
+                    {
+                        int value = Is(i + 2, "TO") || (IsKind(i + 2, SqlTokenKind.Operator) && _sql[_tokens[i + 2].Start] == '=') ? i + 3 : -1;
+                        return value < 0 ? "the SET could not be read" : isEncoding ? EncodingValueProblem(value) : ConformingValueProblem(value);
+                    }
+                }
+
+                return null;
+            }
+
+            if (Is(0, "UPDATE") && (Is(1, "pg_settings") || (Is(1, "pg_catalog") && IsKind(2, SqlTokenKind.Dot) && Is(3, "pg_settings"))))
+            {
+                return "UPDATE of pg_settings changes settings the gateway cannot follow; use SET";
+            }
+
+            for (int i = 0; i + 1 < Count; i++)
+            {
+                if (!(Is(i, "set_config") && IsKind(i + 1, SqlTokenKind.OpenParen)) || (i > 0 && IsKind(i - 1, SqlTokenKind.Dot) && !Is(i - 2, "pg_catalog")))
+                {
+                    continue;
+                }
+
+                // set_config(name, value, is_local): the name and the value must be constants the gateway can read.
+                if (!IsKind(i + 2, SqlTokenKind.String) && !IsKind(i + 2, SqlTokenKind.DollarString) || !IsKind(i + 3, SqlTokenKind.Comma))
+                {
+                    return "set_config with a computed setting name: the gateway cannot tell which setting it changes";
+                }
+
+                string name = SqlText.StringValue(_sql, _tokens[i + 2]) ?? string.Empty;
+                bool encoding = name.Trim().Equals("client_encoding", StringComparison.OrdinalIgnoreCase);
+                if (!encoding && !name.Trim().Equals("standard_conforming_strings", StringComparison.OrdinalIgnoreCase))
+                {
+                    continue;
+                }
+
+                bool constantValue = (IsKind(i + 4, SqlTokenKind.String) || IsKind(i + 4, SqlTokenKind.DollarString)) && IsKind(i + 5, SqlTokenKind.Comma);
+                if (!constantValue)
+                {
+                    return $"set_config of {name} with a computed value";
+                }
+
+                if ((encoding ? EncodingValueProblem(i + 4) : ConformingValueProblem(i + 4)) is { } problem)
+                {
+                    return problem;
                 }
             }
 
-            return false;
+            return null;
         }
 
-        private readonly bool IsLexicalSettingName(int i) =>
-            (IsKind(i, SqlTokenKind.Identifier) || IsKind(i, SqlTokenKind.QuotedIdentifier))
-            && !IsKind(i + 1, SqlTokenKind.Dot)
-            && SqlText.IdentifierValue(_sql, _tokens[i]) is { } name
-            && (name.Equals("standard_conforming_strings", StringComparison.OrdinalIgnoreCase) || name.Equals("client_encoding", StringComparison.OrdinalIgnoreCase));
+        private readonly string? ConformingValueProblem(int i)
+        {
+            if (Is(i, "DEFAULT") || Is(i, "LOCAL"))
+            {
+                return null;
+            }
+
+            string value = (ValueAt(i) ?? string.Empty).Trim().ToLowerInvariant();
+            return value is "on" or "true" or "yes" or "1" or "t" or "tr" or "tru" or "y" or "ye"
+                ? null
+                : $"standard_conforming_strings = {value}: with it off the gateway could not read statements as the server does";
+        }
+
+        private readonly string? EncodingValueProblem(int i)
+        {
+            if (Is(i, "DEFAULT") || Is(i, "LOCAL"))
+            {
+                return null;
+            }
+
+            string? value = ValueAt(i);
+            return value is not null && PgClientEncoding.IsAsciiSafe(value.Trim())
+                ? null
+                : $"client_encoding {value}: its multibyte characters can hide quotes from the audit; use UTF8";
+        }
+
+        private readonly bool IsLexicalSettingName(int i, out bool isEncoding)
+        {
+            isEncoding = false;
+            if (!(IsKind(i, SqlTokenKind.Identifier) || IsKind(i, SqlTokenKind.QuotedIdentifier)) || IsKind(i + 1, SqlTokenKind.Dot))
+            {
+                return false;
+            }
+
+            string name = SqlText.IdentifierValue(_sql, _tokens[i]);
+            isEncoding = name.Equals("client_encoding", StringComparison.OrdinalIgnoreCase);
+            return isEncoding || name.Equals("standard_conforming_strings", StringComparison.OrdinalIgnoreCase);
+        }
 
         /// <summary>True when tokens at <paramref name="i"/> spell nhiaudit.reason (GUC names are case-insensitive).</summary>
         private readonly bool IsReasonName(int i, out int after)

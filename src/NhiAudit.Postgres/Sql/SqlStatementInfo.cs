@@ -47,13 +47,12 @@ internal sealed class SqlStatementInfo
     public string? SessionReason { get; init; }
 
     /// <summary>
-    /// True when the statement can change <c>standard_conforming_strings</c> or <c>client_encoding</c>
-    /// (SET/RESET of either, <c>SET NAMES</c>, <c>set_config(…)</c>, <c>RESET ALL</c>, <c>DISCARD ALL</c>).
-    /// Both change how the server lexes every later statement, so text the client pipelines behind
-    /// this one must not be classified with the old settings: deny, or classify only after the
-    /// server's ParameterStatus has been seen.
+    /// Why the statement would leave <c>standard_conforming_strings</c> off or a <c>client_encoding</c> whose multibyte
+    /// characters can hide quotes (SET or set_config to such a value, or to a value the gateway cannot read; UPDATE of
+    /// pg_settings), after which the server would read later statements differently from the gateway; null when it
+    /// cannot. RESET, RESET ALL, DISCARD ALL and SET … TO DEFAULT return to the login values and are not a problem.
     /// </summary>
-    public bool ChangesLexicalSettings { get; init; }
+    public string? LexicalSettingProblem { get; init; }
 
     /// <inheritdoc/>
     public override string ToString() =>

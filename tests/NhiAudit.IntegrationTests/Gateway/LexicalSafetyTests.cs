@@ -76,13 +76,71 @@ public sealed class LexicalSafetyTests(PostgresServerFixture fixture) : IAsyncLi
         env["PGOPTIONS"] = "-c standard_conforming_strings=off";
         var result = await ProcessRunner.RunAsync(PostgresBinaries.Psql, ["-X", _gateway.LibpqConnectionString(), "-c", "SELECT 1"], timeout: TimeSpan.FromSeconds(30), env: env);
         Assert.NotEqual(0, result.ExitCode);
-        Assert.Contains("startup options", result.StandardError, StringComparison.Ordinal);
+        Assert.Contains("standard_conforming_strings must stay on", result.StandardError, StringComparison.Ordinal);
+
+        env = GatewayHost.LibpqEnvironment(_gateway.MintToken("lexical-options-encoding"));
+        env["PGOPTIONS"] = "--client-encoding=GBK";
+        result = await ProcessRunner.RunAsync(PostgresBinaries.Psql, ["-X", _gateway.LibpqConnectionString(), "-c", "SELECT 1"], timeout: TimeSpan.FromSeconds(30), env: env);
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains("client_encoding GBK", result.StandardError, StringComparison.Ordinal);
 
         env = GatewayHost.LibpqEnvironment(_gateway.MintToken("lexical-sjis"));
         env["PGCLIENTENCODING"] = "SJIS";
         result = await ProcessRunner.RunAsync(PostgresBinaries.Psql, ["-X", _gateway.LibpqConnectionString(), "-c", "SELECT 1"], timeout: TimeSpan.FromSeconds(30), env: env);
         Assert.NotEqual(0, result.ExitCode);
         Assert.Contains("client_encoding", result.StandardError, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Safe_startup_options_reach_the_server_and_the_session_start_record()
+    {
+        var env = GatewayHost.LibpqEnvironment(_gateway.MintToken("safe-options"));
+        env["PGOPTIONS"] = "-c statement_timeout=1234 --search-path=pg_catalog,public -c standard_conforming_strings=on";
+        var result = await ProcessRunner.RunAsync(
+            PostgresBinaries.Psql,
+            ["-X", "-At", _gateway.LibpqConnectionString(), "-c", "SELECT current_setting('statement_timeout') || '|' || current_setting('search_path')"],
+            timeout: TimeSpan.FromSeconds(30),
+            env: env);
+        Assert.True(result.ExitCode == 0, result.StandardError);
+        Assert.Equal("1234ms|pg_catalog,public", result.StandardOutput.Trim());
+        var start = (await _gateway.ReadRecordsAsync()).OfType("pg.session.start").Single(r => r.Subject() == "safe-options");
+        var settings = start.GetProperty("settings");
+        Assert.Equal("1234", settings.GetProperty("statement_timeout").GetString());
+        Assert.Equal("pg_catalog,public", settings.GetProperty("search_path").GetString());
+
+        env["PGOPTIONS"] = "-B 1000";
+        result = await ProcessRunner.RunAsync(PostgresBinaries.Psql, ["-X", _gateway.LibpqConnectionString(), "-c", "SELECT 1"], timeout: TimeSpan.FromSeconds(30), env: env);
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains("'-B' is not passed through the gateway", result.StandardError, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Resets_and_safe_settings_pass_and_leave_the_reading_unchanged()
+    {
+        await using var connection = await OpenAsync("lexical-resets");
+        foreach (var sql in new[]
+        {
+            "DISCARD ALL", "RESET ALL", "RESET standard_conforming_strings", "RESET client_encoding", "SET client_encoding = 'UTF8'",
+            "SET standard_conforming_strings = on", "SET LOCAL standard_conforming_strings TO DEFAULT", "SELECT set_config('client_encoding', 'UTF8', false)",
+            "SET NAMES 'UTF8'",
+        })
+        {
+            await using var command = new NpgsqlCommand(sql, connection);
+            await command.ExecuteNonQueryAsync();
+        }
+
+        await using var check = new NpgsqlCommand("SELECT current_setting('standard_conforming_strings') || '|' || current_setting('client_encoding')", connection);
+        Assert.Equal("on|UTF8", await check.ExecuteScalarAsync());
+
+        // What would really leave the reading changed is still refused, and the session goes on.
+        foreach (var sql in new[] { "SET client_encoding = 'SJIS'", "SET NAMES 'BIG5'", "SELECT set_config('client_encoding', $$GBK$$, false)", "ALTER ROLE CURRENT_USER SET client_encoding = 'SJIS'" })
+        {
+            await using var command = new NpgsqlCommand(sql, connection);
+            var error = await Assert.ThrowsAsync<PostgresException>(() => command.ExecuteNonQueryAsync());
+            Assert.Equal("0A000", error.SqlState);
+        }
+
+        Assert.Equal("on|UTF8", await check.ExecuteScalarAsync());
     }
 
     [Fact]

@@ -273,5 +273,67 @@ public sealed class NpgsqlThroughGatewayTests(PostgresServerFixture fixture) : I
         Assert.StartsWith("nhi:", applicationName, StringComparison.Ordinal);
         Assert.Contains("contoso/orders", applicationName, StringComparison.Ordinal);
         Assert.Equal(PostgresServer.AppUser, reader.GetString(1));
+        await reader.DisposeAsync();
+
+        // The client still gets its own name back, at login and after a reset, as it would direct.
+        Assert.Equal("spoofed", connection.PostgresParameters["application_name"]);
+        foreach (var sql in new[] { "SET application_name = 'renamed'", "DISCARD ALL" })
+        {
+            await using var reset = new NpgsqlCommand(sql, connection);
+            await reset.ExecuteNonQueryAsync();
+        }
+
+        Assert.Equal("spoofed", connection.PostgresParameters["application_name"]);
+        await using (var rename = new NpgsqlCommand("SET application_name = 'renamed'", connection))
+        {
+            await rename.ExecuteNonQueryAsync();
+        }
+
+        Assert.Equal("renamed", connection.PostgresParameters["application_name"]);
+    }
+
+    [Fact]
+    public async Task The_client_gets_the_backends_real_process_id_and_can_act_on_it()
+    {
+        await using var connection = await OpenAsync("npgsql-pid");
+        await using (var pid = new NpgsqlCommand("SELECT pg_backend_pid()", connection))
+        {
+            Assert.Equal(connection.ProcessID, (int)(await pid.ExecuteScalarAsync())!);
+        }
+
+        // Another session ends it by that id, as tests and operators do direct.
+        await using var other = await OpenAsync("npgsql-pid-killer");
+        await using (var terminate = new NpgsqlCommand($"SELECT pg_terminate_backend({connection.ProcessID})", other))
+        {
+            Assert.True((bool)(await terminate.ExecuteScalarAsync())!);
+        }
+
+        await using var after = new NpgsqlCommand("SELECT 1", connection);
+        var error = await Assert.ThrowsAnyAsync<NpgsqlException>(() => after.ExecuteScalarAsync());
+        Assert.Equal("57P01", (error as PostgresException ?? error.InnerException as PostgresException)?.SqlState);
+    }
+
+    [Fact]
+    public async Task A_pooled_data_source_resets_each_connection_with_discard_all_and_keeps_working()
+    {
+        var builder = new NpgsqlDataSourceBuilder(_gateway.ConnectionString(_gateway.MintToken("npgsql-pool"), b =>
+        {
+            b.Pooling = true;
+            b.MaxPoolSize = 2;
+            b.NoResetOnClose = false;
+        }));
+        await using var dataSource = builder.Build();
+        for (var i = 0; i < 200; i++)
+        {
+            await using var connection = await dataSource.OpenConnectionAsync();
+            await using var command = new NpgsqlCommand("SELECT current_setting('search_path') || '|' || $1::text", connection);
+            command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = i });
+            Assert.Equal("\"$user\", public|" + i, await command.ExecuteScalarAsync());
+            await using var set = new NpgsqlCommand("SET search_path = pg_catalog", connection);
+            await set.ExecuteNonQueryAsync();
+        }
+
+        var discards = (await _gateway.ReadRecordsAsync()).OfType("pg.request").Count(r => r.Subject() == "npgsql-pool" && r.Str("text") == "DISCARD ALL");
+        Assert.True(discards >= 199, $"{discards} DISCARD ALL recorded");
     }
 }

@@ -146,18 +146,34 @@ public class SqlClassifierTests
 
     [Theory]
     [InlineData("SET standard_conforming_strings = off", true)]
+    [InlineData("SET LOCAL standard_conforming_strings TO false", true)]
     [InlineData("SET SESSION client_encoding TO 'SJIS'", true)]
+    [InlineData("SET client_encoding = gbk", true)]
     [InlineData("SET NAMES 'BIG5'", true)]
-    [InlineData("RESET standard_conforming_strings", true)]
-    [InlineData("RESET ALL", true)]
-    [InlineData("DISCARD ALL", true)]
     [InlineData("SELECT set_config('standard_conforming_strings', 'off', false)", true)]
+    [InlineData("SELECT set_config('client_encoding', 'WIN950', true)", true)]
+    [InlineData("SELECT pg_catalog.set_config('client_encoding', $1, false)", true)]
+    [InlineData("SELECT set_config(name, 'x', false) FROM pg_settings", true)]
+    [InlineData("UPDATE pg_settings SET setting = 'SJIS' WHERE name = 'client_' || 'encoding'", true)]
+    [InlineData("ALTER ROLE app SET client_encoding = 'SJIS'", true)]
+    [InlineData("SET standard_conforming_strings = on", false)]
+    [InlineData("SET standard_conforming_strings TO DEFAULT", false)]
+    [InlineData("SET client_encoding = 'UTF8'", false)]
+    [InlineData("SET NAMES 'LATIN1'", false)]
+    [InlineData("RESET standard_conforming_strings", false)]
+    [InlineData("RESET client_encoding", false)]
+    [InlineData("RESET ALL", false)]
+    [InlineData("DISCARD ALL", false)]
+    [InlineData("SELECT set_config('search_path', 'x', false)", false)]
+    [InlineData("SELECT set_config('client_encoding', 'UTF8', false)", false)]
+    [InlineData("CREATE FUNCTION f() RETURNS int LANGUAGE sql SET client_encoding = 'SJIS' AS 'SELECT 1'", false)]
+    [InlineData("ALTER ROLE app SET search_path = x", false)]
     [InlineData("SET search_path = public", false)]
     [InlineData("SET nhiaudit.reason = 'x'", false)]
     [InlineData("SELECT 'SET standard_conforming_strings = off'", false)]
-    public void Flags_statements_that_change_how_later_sql_is_lexed(string sql, bool expected)
+    public void Flags_statements_that_would_leave_sql_read_differently(string sql, bool expected)
     {
-        Assert.Equal(expected, SqlClassifier.Classify(sql).ChangesLexicalSettings);
+        Assert.Equal(expected, SqlClassifier.Classify(sql).LexicalSettingProblem is not null);
     }
 
     [Fact]
