@@ -40,4 +40,8 @@ internal sealed class CancelKeyRegistry
 }
 
 /// <summary>The upstream backend's cancel key and where its server listens.</summary>
-internal sealed record UpstreamCancelKey(EndPoint Server, int ProcessId, byte[] SecretKey, string SessionId);
+internal sealed record UpstreamCancelKey(EndPoint Server, int ProcessId, byte[] SecretKey, string SessionId)
+{
+    /// <summary>Ends the session's approval hold, if a statement is held (it has not reached the server); true when one was.</summary>
+    public Func<bool>? CancelHeld { get; init; }
+}

@@ -51,13 +51,54 @@ internal sealed partial class PgRelaySession
         return ApprovalResolution.Hold;
     }
 
-    private string ApprovalRefusal() =>
-        ApprovalDecisionRules.Refusal(_decidedTicket!, "statement") ?? $"approval {_decidedTicket!.Id} was not granted";
+    /// <summary>While a statement is held, more than this many bytes pipelined behind it are left in the socket (backpressure).</summary>
+    private const int HeldBacklogLimit = 1024 * 1024;
 
-    /// <summary>Records the hold, tells the client, waits for the decision and records it.</summary>
-    private async Task AwaitApprovalAsync(CancellationToken ct)
+    // Set when the client's CancelRequest ended the hold: the statement then fails as a cancelled one (57014).
+    private volatile bool _holdCancelled;
+    private CancellationTokenSource? _holdEnd;
+
+    private string ApprovalRefusal() =>
+        _holdCancelled
+            ? $"canceling statement due to user request (it was held for approval {_decidedTicket!.Id})"
+            : ApprovalDecisionRules.Refusal(_decidedTicket!, "statement") ?? $"approval {_decidedTicket!.Id} was not granted";
+
+    private string ApprovalRefusalState() => _holdCancelled ? "57014" : PolicyRefusalState;
+
+    /// <summary>
+    /// The client's CancelRequest while a statement is held: as PostgreSQL cancels a running statement, the hold ends
+    /// and the statement fails with 57014. Called from the connection that carried the cancel.
+    /// </summary>
+    internal bool CancelHeldStatement()
+    {
+        var holdEnd = Volatile.Read(ref _holdEnd);
+        if (holdEnd is null)
+        {
+            return false;
+        }
+
+        _holdCancelled = true;
+        try
+        {
+            holdEnd.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The hold ended meanwhile.
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Records the hold, tells the client, waits for the decision and records it. The wait ends on a cause: the
+    /// decision (or the broker's timeout), the client's cancel, the client going away, or the session ending.
+    /// Returns false when the client went away while its statement was held.
+    /// </summary>
+    private async Task<bool> AwaitApprovalAsync(PipeReader clientIn, CancellationToken ct)
     {
         var ticket = _heldTicket!;
+        _holdCancelled = false;
         await AuditAsync(_requestRecords, "pg.approval.requested", AuditAppendMode.Request, w =>
         {
             w.WriteString("approval", ticket.Id);
@@ -68,7 +109,50 @@ internal sealed partial class PgRelaySession
         }).ConfigureAwait(false);
 
         await SendNoticeAsync($"nhiaudit: statement held for approval {ticket.Id} (rule '{ticket.Rule}'); approve with: nhiaudit approvals approve {ticket.Id} — waiting until {ticket.ExpiresAt:u}", ct).ConfigureAwait(false);
-        var final = await _services.Approvals.WaitAsync(ticket.Id, ct).ConfigureAwait(false);
+        ApprovalTicket final;
+        using (var holdEnd = CancellationTokenSource.CreateLinkedTokenSource(ct))
+        {
+            Volatile.Write(ref _holdEnd, holdEnd);
+            var decision = _services.Approvals.WaitAsync(ticket.Id, holdEnd.Token);
+            bool clientStayed;
+            try
+            {
+                clientStayed = await WatchClientWhileHeldAsync(clientIn, decision).ConfigureAwait(false);
+            }
+            finally
+            {
+                Volatile.Write(ref _holdEnd, null);
+            }
+
+            if (!clientStayed)
+            {
+                await holdEnd.CancelAsync().ConfigureAwait(false);
+                await AuditAsync(_requestRecords, "pg.approval.abandoned", AuditAppendMode.Request, w =>
+                {
+                    w.WriteString("approval", ticket.Id);
+                    w.WriteString("reason", "the client closed the connection while its statement was held");
+                }).ConfigureAwait(false);
+                _heldTicket = null;
+                return false;
+            }
+
+            try
+            {
+                final = await decision.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (_holdCancelled && !ct.IsCancellationRequested)
+            {
+                await AuditAsync(_requestRecords, "pg.approval.cancelled", AuditAppendMode.Request, w =>
+                {
+                    w.WriteString("approval", ticket.Id);
+                    w.WriteString("reason", "the client cancelled the statement while it was held");
+                }).ConfigureAwait(false);
+                _heldTicket = null;
+                _decidedTicket = ticket;
+                return true;
+            }
+        }
+
         await AuditAsync(_requestRecords, "pg.approval.decided", AuditAppendMode.Request, w =>
         {
             w.WriteString("approval", final.Id);
@@ -99,6 +183,41 @@ internal sealed partial class PgRelaySession
         }).ConfigureAwait(false);
         _heldTicket = null;
         _decidedTicket = final;
+        return true;
+    }
+
+    /// <summary>
+    /// Waits for <paramref name="decision"/> while reading what the client sends meanwhile (it stays buffered, unconsumed,
+    /// up to <see cref="HeldBacklogLimit"/>), so that a client that goes away is noticed at once rather than when the
+    /// approver decides. Returns false when the client closed the connection.
+    /// </summary>
+    private static async Task<bool> WatchClientWhileHeldAsync(PipeReader clientIn, Task decision)
+    {
+        while (true)
+        {
+            var reading = clientIn.ReadAsync().AsTask();
+            if (await Task.WhenAny(reading, decision).ConfigureAwait(false) != reading)
+            {
+                clientIn.CancelPendingRead();
+                var pending = await reading.ConfigureAwait(false);
+                clientIn.AdvanceTo(pending.Buffer.Start, pending.Buffer.End);
+                return true;
+            }
+
+            var read = await reading.ConfigureAwait(false);
+            clientIn.AdvanceTo(read.Buffer.Start, read.Buffer.End);
+            if (read.IsCompleted)
+            {
+                return false;
+            }
+
+            if (read.Buffer.Length > HeldBacklogLimit)
+            {
+                // Stop reading: the client's socket fills and TCP holds it back until the decision.
+                await Task.WhenAny(decision).ConfigureAwait(false);
+                return true;
+            }
+        }
     }
 
     /// <summary>

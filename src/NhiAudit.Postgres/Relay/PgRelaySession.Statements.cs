@@ -76,8 +76,9 @@ internal sealed partial class PgRelaySession
                         return ClientMessageOutcome.Hold;
                     case ApprovalResolution.Refused:
                         var why = ApprovalRefusal();
+                        var state = ApprovalRefusalState();
                         _decidedTicket = null;
-                        return RefuseQuery(text, infos[i], decisions[i], PolicyRefusalState, why, upstreamOut);
+                        return RefuseQuery(text, infos[i], decisions[i], state, why, upstreamOut);
                 }
             }
 
@@ -229,7 +230,7 @@ internal sealed partial class PgRelaySession
                 case ApprovalResolution.Hold:
                     return ClientMessageOutcome.Hold;
                 case ApprovalResolution.Refused:
-                    Enqueue(AuditStatement("extended", statement.Text, statement.Info, 0, 1, portal.StatementName, portalName, portal.Parameters, PolicyRefusalState, ApprovalRefusal(), decision));
+                    Enqueue(AuditStatement("extended", statement.Text, statement.Info, 0, 1, portal.StatementName, portalName, portal.Parameters, ApprovalRefusalState(), ApprovalRefusal(), decision));
                     _decidedTicket = null;
                     _discardUntilSync = true;
                     return ClientMessageOutcome.Audited;

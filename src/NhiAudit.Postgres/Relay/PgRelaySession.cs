@@ -107,7 +107,7 @@ internal sealed partial class PgRelaySession : IDisposable
             }
 
             await StartMaskingAsync(startupTimeout.Token).ConfigureAwait(false);
-            clientKey = _services.CancelKeys.Register(new UpstreamCancelKey(upstream.ServerEndPoint, upstream.BackendProcessId, upstream.BackendSecretKey, _sessionId));
+            clientKey = _services.CancelKeys.Register(new UpstreamCancelKey(upstream.ServerEndPoint, upstream.BackendProcessId, upstream.BackendSecretKey, _sessionId) { CancelHeld = CancelHeldStatement });
             await SendLoginCompleteAsync(clientStream, upstream, clientKey.Value, shutdown).ConfigureAwait(false);
             endReason = await RelayAsync(clientStream, upstream, shutdown).ConfigureAwait(false);
         }
@@ -522,6 +522,9 @@ internal sealed partial class PgRelaySession : IDisposable
 
         if (found)
         {
+            // A statement held for approval is not at the server yet: the hold ends and it fails as cancelled. The cancel
+            // still goes upstream, for whatever of the client's batch the server is running.
+            upstream!.CancelHeld?.Invoke();
             await UpstreamConnector.SendCancelAsync(upstream!, ct).ConfigureAwait(false);
         }
 
@@ -702,8 +705,9 @@ internal sealed partial class PgRelaySession : IDisposable
             }
             finally
             {
-                // A held message was not examined to its end: the next read must return it again at once.
-                clientIn.AdvanceTo(buffer.Start, held ? buffer.Start : buffer.End);
+                // A held message stays unconsumed; the hold watches for more (or for the client leaving), and the read after
+                // the decision is woken at once (CancelPendingRead) to handle it again.
+                clientIn.AdvanceTo(buffer.Start, buffer.End);
             }
 
             await upstreamOut.FlushAsync(ct).ConfigureAwait(false);
@@ -714,7 +718,12 @@ internal sealed partial class PgRelaySession : IDisposable
 
             if (held)
             {
-                await AwaitApprovalAsync(ct).ConfigureAwait(false);
+                if (!await AwaitApprovalAsync(clientIn, ct).ConfigureAwait(false))
+                {
+                    return "client closed the connection while its statement was held for approval";
+                }
+
+                clientIn.CancelPendingRead();
                 continue;
             }
 

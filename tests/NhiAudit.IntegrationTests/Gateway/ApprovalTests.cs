@@ -135,6 +135,59 @@ public sealed class ApprovalTests(PostgresServerFixture fixture) : IAsyncLifetim
     }
 
     [Fact]
+    public async Task A_cancel_while_held_fails_the_statement_as_cancelled_and_the_session_goes_on()
+    {
+        var (connection, ticketTask) = await OpenAsync("held-cancel");
+        await using var _ = connection;
+        await using var delete = new NpgsqlCommand($"DELETE FROM {_table}", connection);
+        using var cancel = new CancellationTokenSource();
+        var running = delete.ExecuteNonQueryAsync(cancel.Token);
+        var ticket = await ticketTask.WaitAsync(TimeSpan.FromSeconds(10));
+        await cancel.CancelAsync();
+
+        // As direct: a cancelled statement fails with 57014, well before the 15 s approval timeout.
+        var error = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running.WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.Equal("57014", Assert.IsType<PostgresException>(error.InnerException).SqlState);
+        Assert.Equal(10, await fixture.Server.ExecuteScalarIntAsync($"SELECT count(*) FROM {_table}"));
+
+        await using var after = new NpgsqlCommand("SELECT 'still usable'", connection);
+        Assert.Equal("still usable", await after.ExecuteScalarAsync());
+        var late = await ApprovalsAsync("approve", ticket, "--reason", "too late");
+        Assert.NotNull(late);
+        Assert.Equal(10, await fixture.Server.ExecuteScalarIntAsync($"SELECT count(*) FROM {_table}"));
+        var records = GatewayHost.ReadRecords(_gateway.AuditDirectory);
+        Assert.Contains(records.OfType("pg.approval.cancelled"), r => r.Str("approval") == ticket && r.Subject() == "held-cancel");
+        var refused = records.OfType("pg.request").Single(r => r.Subject() == "held-cancel" && r.Str("kind") == "DELETE");
+        Assert.StartsWith("canceling statement due to user request", refused.Str("refused"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_client_that_vanishes_while_held_is_noticed_at_once_and_recorded()
+    {
+        var client = await RawPgClient.LoginAsync(_gateway.Port, await _gateway.MintTokenAsync("held-vanish"));
+        await client.SendAsync(RawPgClient.Query($"DELETE FROM {_table}"));
+        var notice = await client.ReadMessageAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal((byte)'N', notice.Type);
+        var ticket = System.Text.RegularExpressions.Regex.Match(RawPgClient.ErrorField(notice.Body, 'M'), @"held for approval (\S+)").Groups[1].Value;
+
+        // The process dies: its socket closes without a Terminate message.
+        await client.DisposeAsync();
+
+        List<System.Text.Json.JsonElement> records = [];
+        for (var i = 0; i < 50 && !records.OfType("pg.approval.abandoned").Any(); i++)
+        {
+            await Task.Delay(100);
+            records = GatewayHost.ReadRecords(_gateway.AuditDirectory);
+        }
+
+        Assert.Contains(records.OfType("pg.approval.abandoned"), r => r.Str("approval") == ticket && r.Subject() == "held-vanish");
+        Assert.Contains(records.OfType("pg.session.end"), r => r.Subject() == "held-vanish" && r.Str("endReason")!.Contains("held for approval", StringComparison.Ordinal));
+        _ = await ApprovalsAsync("approve", ticket, "--reason", "nobody is waiting");
+        await Task.Delay(500);
+        Assert.Equal(10, await fixture.Server.ExecuteScalarIntAsync($"SELECT count(*) FROM {_table}"));
+    }
+
+    [Fact]
     public async Task A_workload_cannot_approve_its_own_request()
     {
         var selfToken = await _gateway.MintTokenAsync("self-approver", "--role", "NhiAudit.Approver");
