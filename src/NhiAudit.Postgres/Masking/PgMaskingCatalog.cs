@@ -124,9 +124,25 @@ internal sealed class PgMaskingCatalog : IAsyncDisposable
             }
 
             Volatile.Write(ref _stale, 0);
+
+            // Bounded: a server that stalls must not hold every session of this database waiting (fail closed instead).
+            using var bounded = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            var limit = _target.Upstream.ConnectTimeout * 2;
+            bounded.CancelAfter(limit);
             try
             {
-                _snapshot = await LoadAsync(ct).ConfigureAwait(false);
+                _snapshot = await LoadAsync(bounded.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                Volatile.Write(ref _stale, 1);
+                if (_connection is not null)
+                {
+                    await _connection.DisposeAsync().ConfigureAwait(false);
+                    _connection = null;
+                }
+
+                throw new TimeoutException($"the masking catalog was not read within {limit.TotalSeconds:0} s");
             }
             catch
             {

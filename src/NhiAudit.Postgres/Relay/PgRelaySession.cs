@@ -592,6 +592,13 @@ internal sealed partial class PgRelaySession : IDisposable
             reason = error is null ? "connection closed" : "connection error: " + error.Message;
         }
 
+        if (reason != "client terminated the session" && _pending.Any(e => e.Kind == PendingKind.Statement))
+        {
+            // The client left while the server runs its statement: a server notices a closed socket only when it next
+            // writes, so a long query would run on for nobody. Cancel it, as the client can no longer.
+            await TryCancelUpstreamAsync(upstream).ConfigureAwait(false);
+        }
+
         await TryTerminateUpstreamAsync(upstreamOut).ConfigureAwait(false);
         await clientIn.CompleteAsync().ConfigureAwait(false);
         await clientOut.CompleteAsync().ConfigureAwait(false);
@@ -942,6 +949,18 @@ internal sealed partial class PgRelaySession : IDisposable
         catch (Exception ex) when (ex is IOException or ObjectDisposedException or OperationCanceledException or SocketException or InvalidOperationException)
         {
             // The client is gone; nothing more to tell it.
+        }
+    }
+
+    private async Task TryCancelUpstreamAsync(UpstreamConnection upstream)
+    {
+        try
+        {
+            await UpstreamConnector.SendCancelAsync(new UpstreamCancelKey(upstream.ServerEndPoint, upstream.BackendProcessId, upstream.BackendSecretKey, _sessionId), CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException)
+        {
+            _services.Logger.LogDebug(ex, "Session {Session}: could not cancel the statement of a client that left", _sessionId);
         }
     }
 

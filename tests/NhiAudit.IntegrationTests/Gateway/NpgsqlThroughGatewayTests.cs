@@ -313,14 +313,20 @@ public sealed class NpgsqlThroughGatewayTests(PostgresServerFixture fixture) : I
         Assert.Equal("57P01", (error as PostgresException ?? error.InnerException as PostgresException)?.SqlState);
     }
 
-    [Fact]
-    public async Task A_pooled_data_source_resets_each_connection_with_discard_all_and_keeps_working()
+    [Theory]
+    [InlineData(0)]
+    [InlineData(5)]
+    public async Task A_pooled_data_source_resets_each_connection_on_close_and_keeps_working(int maxAutoPrepare)
     {
-        var builder = new NpgsqlDataSourceBuilder(_gateway.ConnectionString(_gateway.MintToken("npgsql-pool"), b =>
+        // Without auto-prepare Npgsql resets with DISCARD ALL; with it, with RESET ALL, UNLISTEN *,
+        // pg_advisory_unlock_all() and DISCARD SEQUENCES/TEMP, keeping its prepared statements.
+        var builder = new NpgsqlDataSourceBuilder(_gateway.ConnectionString(_gateway.MintToken($"npgsql-pool-{maxAutoPrepare}"), b =>
         {
             b.Pooling = true;
             b.MaxPoolSize = 2;
             b.NoResetOnClose = false;
+            b.MaxAutoPrepare = maxAutoPrepare;
+            b.AutoPrepareMinUsages = 2;
         }));
         await using var dataSource = builder.Build();
         for (var i = 0; i < 200; i++)
@@ -333,7 +339,8 @@ public sealed class NpgsqlThroughGatewayTests(PostgresServerFixture fixture) : I
             await set.ExecuteNonQueryAsync();
         }
 
-        var discards = (await _gateway.ReadRecordsAsync()).OfType("pg.request").Count(r => r.Subject() == "npgsql-pool" && r.Str("text") == "DISCARD ALL");
-        Assert.True(discards >= 199, $"{discards} DISCARD ALL recorded");
+        var resets = (await _gateway.ReadRecordsAsync()).OfType("pg.request")
+            .Count(r => r.Subject() == $"npgsql-pool-{maxAutoPrepare}" && r.Str("text") is "DISCARD ALL" or "RESET ALL");
+        Assert.True(resets >= 199, $"{resets} resets recorded");
     }
 }
