@@ -198,7 +198,7 @@ public static class NpgsqlMatrixCases
             }
             catch (PostgresException ex)
             {
-                t.Add($"barriers={barriers}: {MatrixTranscript.DescribeException(ex)} at batch command {(ex.BatchCommand is null ? -1 : batch.BatchCommands.IndexOf(ex.BatchCommand))}");
+                t.Add($"barriers={barriers}: {MatrixTranscript.DescribeException(ex)} at batch command {(ex.BatchCommand is null ? "(none)" : batch.BatchCommands.Cast<NpgsqlBatchCommand>().ToList().FindIndex(c => ReferenceEquals(c, ex.BatchCommand)).ToString(System.Globalization.CultureInfo.InvariantCulture))}");
             }
 
             t.Add($"barriers={barriers}: records affected", string.Join(",", batch.BatchCommands.Cast<NpgsqlBatchCommand>().Select(c => c.RecordsAffected)));
@@ -523,7 +523,22 @@ public static class NpgsqlMatrixCases
         catch (Exception ex) when (ex is NpgsqlException or OperationCanceledException)
         {
             t.Add("pg_sleep(10)", MatrixTranscript.DescribeException(ex));
-            t.Check(MatrixTranscript.FindPostgresException(ex)?.SqlState == "57014", "the statement failed with 57014 query_canceled");
+            if (commandTimeout is null)
+            {
+                t.Check(MatrixTranscript.FindPostgresException(ex)?.SqlState == "57014", "the statement failed with 57014 query_canceled");
+            }
+            else
+            {
+                // Npgsql's CommandTimeout: it sends a CancelRequest, swallows the server's 57014 and throws a timeout.
+                t.Check(ex is NpgsqlException { InnerException: TimeoutException }, "the statement failed with Npgsql's timeout");
+            }
+        }
+
+        await using (var admin = await side.OpenAdminAsync(ct))
+        {
+            await using var still = new NpgsqlCommand("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()", admin);
+            still.Parameters.Add(new NpgsqlParameter { Value = marker });
+            t.Check((long)(await still.ExecuteScalarAsync(ct))! == 0, "the server no longer runs the cancelled statement");
         }
 
         t.Check(stopwatch.Elapsed < TimeSpan.FromSeconds(5), $"cancelled within 5 s (took {stopwatch.Elapsed.TotalSeconds:F1} s)");
@@ -625,6 +640,7 @@ public static class NpgsqlMatrixCases
         var builder = new NpgsqlDataSourceBuilder(side.NpgsqlConnectionString());
         builder.MapEnum<Mood>($"mood_{sfx}");
         builder.MapComposite<Point3>($"point3_{sfx}");
+        builder.EnableUnmappedTypes();
         await using var dataSource = builder.Build();
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await ExecAsync(connection, $"""

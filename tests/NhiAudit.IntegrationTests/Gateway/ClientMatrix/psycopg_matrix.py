@@ -52,43 +52,54 @@ def query(conn, text, params=None, **kwargs):
 
 
 def case_pool(conninfo, sfx):
-    """Check out and return connections many times; the reset callback runs DISCARD ALL, so no setting leaks."""
-    reset_errors = []
+    """Check out and return connections many times; a reset callback (DISCARD ALL, or RESET ALL) undoes the session's settings."""
+    for statement in ("DISCARD ALL", "RESET ALL"):
+        reset_errors = []
 
-    def reset(conn):
+        def reset(conn):
+            try:
+                conn.execute(statement)
+            except psycopg.Error as exc:
+                reset_errors.append(describe(exc))
+                raise
+
+        # DISCARD ALL also drops server-side prepared statements, which psycopg would prepare after 5 executions of a
+        # query and then miss ("_pg3_0 does not exist"): as psycopg's documentation advises, no automatic preparation.
+        kwargs = {"autocommit": True, "prepare_threshold": None}
+        pool = ConnectionPool(conninfo, min_size=1, max_size=2, kwargs=kwargs, reset=reset, open=True, timeout=20)
+        leaked = 0
         try:
-            conn.execute("DISCARD ALL")
-        except psycopg.Error as exc:
-            reset_errors.append(describe(exc))
-            raise
+            for i in range(200):
+                with pool.connection() as conn:
+                    if conn.execute("SHOW statement_timeout").fetchone()[0] != "0":
+                        leaked += 1
+                    conn.execute("SET statement_timeout = '1234ms'")
+            stats = pool.get_stats()
+        finally:
+            pool.close()
+        add(f"reset={statement}: checkouts", 200)
+        add(f"reset={statement}: checkouts that saw the previous user's statement_timeout", leaked)
+        add(f"reset={statement}: reset errors", sorted(set(reset_errors)))
+        add(f"reset={statement}: connections opened by the pool", stats.get("connections_num"))
+        check(leaked == 0 and not reset_errors, f"every checkout starts from a session reset with {statement}")
 
-    pool = ConnectionPool(conninfo, min_size=1, max_size=2, kwargs={"autocommit": True}, reset=reset, open=True, timeout=20)
-    leaked = 0
-    try:
-        for i in range(200):
-            with pool.connection() as conn:
-                if conn.execute("SHOW statement_timeout").fetchone()[0] != "0":
-                    leaked += 1
-                conn.execute("SET statement_timeout = '1234ms'")
-        stats = pool.get_stats()
-    finally:
-        pool.close()
-    add("checkouts", 200)
-    add("checkouts that saw the previous user's statement_timeout", leaked)
-    add("reset errors", sorted(set(reset_errors)))
-    add("connections opened by the pool", stats.get("connections_num"))
-    check(leaked == 0 and not reset_errors, "every checkout starts from a DISCARD ALL-reset session")
-
-    # The default pool (no reset callback, not autocommit): a returned connection in a transaction is rolled back.
+    # The default pool (no reset callback, not autocommit): leaving the block with an exception rolls the transaction
+    # back before the connection returns; leaving it normally commits.
     pool = ConnectionPool(conninfo, min_size=1, max_size=1, open=True, timeout=20)
     try:
         with pool.connection() as conn:
             conn.execute(f"CREATE TABLE pool_{sfx} (id int)")
-            conn.commit()
-            conn.execute(f"INSERT INTO pool_{sfx} VALUES (1)")
-            conn.rollback()
+        try:
+            with pool.connection() as conn:
+                conn.execute(f"INSERT INTO pool_{sfx} VALUES (1)")
+                raise KeyError("the job failed")
+        except KeyError:
+            pass
         with pool.connection() as conn:
-            add("after a returned rollback", conn.execute(f"SELECT count(*) FROM pool_{sfx}").fetchone()[0])
+            add("rows after a failed block", conn.execute(f"SELECT count(*) FROM pool_{sfx}").fetchone()[0])
+            conn.execute(f"INSERT INTO pool_{sfx} VALUES (2)")
+        with pool.connection() as conn:
+            add("rows after a committed block", conn.execute(f"SELECT count(*) FROM pool_{sfx}").fetchone()[0])
         stats = pool.get_stats()
     finally:
         pool.close()
