@@ -50,6 +50,50 @@ public sealed class ClientMatrixTests(PostgresServerFixture fixture, ITestOutput
     public Task Jdbc_behaves_the_same_direct_and_through_the_gateway(string name) =>
         RunBothWaysAsync(JdbcMatrixCases.All.Single(c => c.Name == name));
 
+    /// <summary>
+    /// The differences by design (README.md here), checked so the table stays true: the login is swapped (the password is
+    /// the workload token, the server's session user is the gateway's upstream user) and the server-side application_name
+    /// names the gateway session and the workload. The client-side view (ParameterStatus) is compared by the matrix instead.
+    /// </summary>
+    [Fact]
+    public async Task The_login_swap_is_the_documented_difference_by_design()
+    {
+        const string sql = "SELECT session_user::text, current_user::text, current_setting('application_name'), " +
+                           "(SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()), (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())";
+        var direct = MatrixSide.Direct(fixture.Server);
+        var gateway = MatrixSide.ThroughGateway(fixture.Server, _gateway);
+        foreach (var side in new[] { direct, gateway })
+        {
+            await using var connection = await side.OpenAsync(b => b.ApplicationName = "matrix-app");
+            await using var command = new Npgsql.NpgsqlCommand(sql, connection);
+            await using var reader = await command.ExecuteReaderAsync();
+            Assert.True(await reader.ReadAsync());
+            output.WriteLine($"{side.Name}: client user={connection.UserName} session_user={reader.GetString(0)} current_user={reader.GetString(1)} application_name={reader.GetString(2)} pg_stat_activity.application_name={reader.GetString(3)} ssl={reader.GetBoolean(4)}");
+            Assert.Equal(PostgresServer.AppUser, reader.GetString(0));
+            Assert.Equal(PostgresServer.AppUser, reader.GetString(1));
+            Assert.True(reader.GetBoolean(4));
+            if (side.IsGateway)
+            {
+                Assert.Equal("ci-job", connection.UserName);
+                Assert.StartsWith("nhi:", reader.GetString(2), StringComparison.Ordinal);
+                Assert.Contains("contoso/orders", reader.GetString(3), StringComparison.Ordinal);
+            }
+            else
+            {
+                Assert.Equal("matrix-app", reader.GetString(2));
+                Assert.Equal("matrix-app", reader.GetString(3));
+            }
+        }
+
+        // A wrong password is refused by each with its own words: the gateway validates a workload token, not a password.
+        foreach (var side in new[] { direct, gateway })
+        {
+            var refused = await Assert.ThrowsAsync<Npgsql.PostgresException>(() => side.OpenAsync(b => b.Password = "app-secret-wrong"));
+            Assert.Equal("28P01", refused.SqlState);
+            output.WriteLine($"{side.Name}: wrong password: {refused.MessageText}");
+        }
+    }
+
     private static TheoryData<string> Names(IEnumerable<MatrixCase> cases)
     {
         var data = new TheoryData<string>();
@@ -127,7 +171,7 @@ public sealed class ClientMatrixTests(PostgresServerFixture fixture, ITestOutput
         foreach (var r in records.Where(r => r.Str("sqlstate") is not null || r.Str("error") is not null || r.Type() is "pg.auth.failed" or "pg.session.refused")
                      .TakeLast(15))
         {
-            text.AppendLine(CultureInfo.InvariantCulture, $"  {r.Type()} {r.Str("kind")} sqlstate={r.Str("sqlstate")} {r.Str("error") ?? r.Str("reason")} text={Shorten(r.Str("text"))}");
+            text.AppendLine(CultureInfo.InvariantCulture, $"  {r.Type()} {r.Str("kind")} sqlstate={r.Str("sqlstate")} {r.Str("error") ?? r.Str("reason")}{(r.Str("text") is { } statement ? " text=" + Shorten(statement) : "")}");
         }
 
         return text.ToString();
@@ -135,29 +179,51 @@ public sealed class ClientMatrixTests(PostgresServerFixture fixture, ITestOutput
 
     private static string? Shorten(string? s) => s is { Length: > 120 } ? s[..120] + "…" : s;
 
+    /// <summary>A line diff (longest common subsequence): the lines only direct saw (-) and only the gateway's client saw (+), with a line of context.</summary>
     private static string Diff(IReadOnlyList<string> direct, IReadOnlyList<string> gateway)
     {
-        var text = new StringBuilder();
-        var first = 0;
-        while (first < direct.Count && first < gateway.Count && direct[first] == gateway[first])
+        var n = direct.Count;
+        var m = gateway.Count;
+        var lcs = new int[n + 1, m + 1];
+        for (var i = n - 1; i >= 0; i--)
         {
-            first++;
+            for (var j = m - 1; j >= 0; j--)
+            {
+                lcs[i, j] = direct[i] == gateway[j] ? lcs[i + 1, j + 1] + 1 : Math.Max(lcs[i + 1, j], lcs[i, j + 1]);
+            }
         }
 
-        text.AppendLine(CultureInfo.InvariantCulture, $"first difference at line {first + 1} (direct {direct.Count} lines, gateway {gateway.Count} lines):");
-        for (var i = Math.Max(0, first - 2); i < first; i++)
+        var entries = new List<(char Mark, string Line)>();
+        int a = 0, b = 0;
+        while (a < n || b < m)
         {
-            text.AppendLine("    " + direct[i]);
+            if (a < n && b < m && direct[a] == gateway[b])
+            {
+                entries.Add((' ', direct[a++]));
+                b++;
+            }
+            else if (b < m && (a == n || lcs[a, b + 1] >= lcs[a + 1, b]))
+            {
+                entries.Add(('+', gateway[b++]));
+            }
+            else
+            {
+                entries.Add(('-', direct[a++]));
+            }
         }
 
-        for (var i = first; i < Math.Min(direct.Count, first + 12); i++)
+        var text = new StringBuilder().Append(CultureInfo.InvariantCulture, $"transcript diff (- direct only, + through the gateway only; {n} and {m} lines):\n");
+        var shown = 0;
+        for (var i = 0; i < entries.Count && shown < 60; i++)
         {
-            text.AppendLine("  - direct : " + direct[i]);
-        }
-
-        for (var i = first; i < Math.Min(gateway.Count, first + 12); i++)
-        {
-            text.AppendLine("  + gateway: " + gateway[i]);
+            var near = entries[i].Mark != ' '
+                || (i > 0 && entries[i - 1].Mark != ' ')
+                || (i + 1 < entries.Count && entries[i + 1].Mark != ' ');
+            if (near)
+            {
+                text.AppendLine(CultureInfo.InvariantCulture, $"  {entries[i].Mark} {entries[i].Line}");
+                shown++;
+            }
         }
 
         return text.ToString();
