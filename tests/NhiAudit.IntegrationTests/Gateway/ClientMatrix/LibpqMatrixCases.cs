@@ -13,6 +13,7 @@ public static partial class LibpqMatrixCases
         new("psql.gset", PsqlGsetAsync),
         new("psql.watch", PsqlWatchAsync),
         new("psql.on-error-rollback", PsqlOnErrorRollbackAsync),
+        new("psql.pgoptions-startup-settings", PsqlPgoptionsAsync),
         new("pgbench.simple", (s, t, ct) => PgbenchAsync(s, t, "simple", ct), OwnDatabase: true) { Timeout = TimeSpan.FromSeconds(120) },
         new("pgbench.extended", (s, t, ct) => PgbenchAsync(s, t, "extended", ct), OwnDatabase: true) { Timeout = TimeSpan.FromSeconds(120) },
         new("pgbench.prepared", (s, t, ct) => PgbenchAsync(s, t, "prepared", ct), OwnDatabase: true) { Timeout = TimeSpan.FromSeconds(120) },
@@ -31,10 +32,13 @@ public static partial class LibpqMatrixCases
         return match.Success ? int.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
     }
 
-    private static async Task<ProcessResult> PsqlAsync(MatrixSide side, string script, CancellationToken ct, bool onErrorStop = true, params string[] extraArgs)
+    private static Task<ProcessResult> PsqlAsync(MatrixSide side, string script, CancellationToken ct, bool onErrorStop = true, params string[] extraArgs) =>
+        PsqlAsync(side, script, side.LibpqEnvironment(), ct, onErrorStop, extraArgs);
+
+    private static async Task<ProcessResult> PsqlAsync(MatrixSide side, string script, IDictionary<string, string> env, CancellationToken ct, bool onErrorStop = true, params string[] extraArgs)
     {
         string[] args = ["-X", "-q", .. onErrorStop ? new[] { "-v", "ON_ERROR_STOP=1" } : [], .. extraArgs, side.LibpqConnectionString];
-        return await ProcessRunner.RunAsync(PostgresBinaries.Psql, args, script, TimeSpan.FromSeconds(45), side.LibpqEnvironment(), cancellationToken: ct);
+        return await ProcessRunner.RunAsync(PostgresBinaries.Psql, args, script, TimeSpan.FromSeconds(45), env, cancellationToken: ct);
     }
 
     /// <summary>Exit code, stdout and stderr, line by line, with the run's suffix, ports and timings normalised.</summary>
@@ -139,6 +143,21 @@ public static partial class LibpqMatrixCases
             SELECT id FROM {table} ORDER BY id;
             """;
         AddOutput(side, t, "psql", await PsqlAsync(side, script, ct, onErrorStop: false, "-v", "ON_ERROR_ROLLBACK=on", "-e"));
+    }
+
+    /// <summary>PGOPTIONS travels as the startup packet's <c>options</c> (-c settings), as Npgsql's Options does.</summary>
+    private static async Task PsqlPgoptionsAsync(MatrixSide side, MatrixTranscript t, CancellationToken ct)
+    {
+        var schema = $"o_{side.Suffix}";
+        AddOutput(side, t, "psql setup", await PsqlAsync(side, $"CREATE SCHEMA {schema}; CREATE TABLE {schema}.here (x int); INSERT INTO {schema}.here VALUES (1);", ct));
+        var env = side.LibpqEnvironment();
+        env["PGOPTIONS"] = $"-c search_path={schema},public -c work_mem=7MB";
+        var script = """
+            SHOW search_path;
+            SHOW work_mem;
+            SELECT x FROM here;
+            """;
+        AddOutput(side, t, "psql with PGOPTIONS", await PsqlAsync(side, script, env, ct, onErrorStop: true));
     }
 
     private static async Task PsqlBindAsync(MatrixSide side, MatrixTranscript t, CancellationToken ct)
