@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the build, the tests and the benchmarks need on Debian 12, only when missing.
+# (psycopg 3, psycopg_pool and pgjdbc are for the client matrix: the same cases direct and through the gateway.)
 # Idempotent and fast on a machine that already has everything (no apt call at all then).
 #
 #   eng/prereqs.sh            # required: PostgreSQL 15 server + client, pgbouncer, openssl, procps, asciinema, script
@@ -38,6 +39,12 @@ have_cmd ssh       || missing+=(openssh-client)
 [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
 [[ -x /usr/lib/openssh/sftp-server ]] || missing+=(openssh-sftp-server)
 have_cmd tmux      || missing+=(tmux)
+# The client matrix (tests/NhiAudit.IntegrationTests/Gateway/ClientMatrix): psycopg 3 and its pool for Debian's python3,
+# and pgjdbc run by a single-file Java program (a JRE only when the image has no java).
+[[ -d /usr/lib/python3/dist-packages/psycopg ]] || missing+=(python3-psycopg)
+[[ -d /usr/lib/python3/dist-packages/psycopg_pool ]] || missing+=(python3-psycopg-pool)
+[[ -f /usr/share/java/postgresql.jar ]] || missing+=(libpostgresql-jdbc-java)
+[[ -x /usr/bin/java ]] || missing+=(default-jre-headless)
 
 # kubectl is on the project image (/usr/bin/kubectl); where it is not, kubectl 1.35 comes from the npm package that
 # ships it (Debian's kubernetes-client conflicts with the image's). The Kubernetes tests drive the real kubectl.

@@ -4,6 +4,7 @@ namespace NhiAudit.IntegrationTests.Infrastructure;
 /// One PostgreSQL server shared by every test class in the "postgres" collection (log_statement = all, TLS on).
 /// Use <c>[Collection(PostgresCollectionDefinition.Name)]</c> (or <c>[Collection("postgres")]</c>) and take <see cref="PostgresServerFixture"/> in the constructor.
 /// Tests that need their own tables should use <see cref="PostgresServer.CreateDatabaseAsync"/> or unique names.
+/// Two-phase commit is enabled (max_prepared_transactions), so clients' PREPARE TRANSACTION can be tested.
 /// </summary>
 public sealed class PostgresServerFixture : IAsyncLifetime
 {
@@ -12,7 +13,7 @@ public sealed class PostgresServerFixture : IAsyncLifetime
     public PostgresServer Server => _server ?? throw new InvalidOperationException("fixture not initialized");
 
     public async Task InitializeAsync() =>
-        _server = await PostgresServer.StartAsync(new PostgresServerOptions { LogAllStatements = true }).ConfigureAwait(false);
+        _server = await PostgresServer.StartAsync(new PostgresServerOptions { LogAllStatements = true, ExtraConfiguration = ["max_prepared_transactions = 10"] }).ConfigureAwait(false);
 
     public async Task DisposeAsync()
     {
