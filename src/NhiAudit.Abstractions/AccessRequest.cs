@@ -39,4 +39,11 @@ public sealed record AccessRequest
 
     /// <summary>The action of a request the protocol could not classify.</summary>
     public const string UnclassifiedAction = "UNKNOWN";
+
+    /// <summary>
+    /// The action of an effect that would carry protected (masked) data out of masking's reach: into another table, a
+    /// file, a setting, a notification, the planner's statistics. Like <see cref="UnclassifiedAction"/>, only a rule that
+    /// names it may allow it; otherwise it is denied.
+    /// </summary>
+    public const string ProtectedCopyAction = "PROTECTED_COPY";
 }

@@ -7,8 +7,9 @@ namespace NhiAudit.Postgres.Masking;
 
 /// <summary>What the error masker needs to know about the statement an error answers.</summary>
 /// <param name="StatementTouchesProtected">The statement reads or writes a protected column.</param>
+/// <param name="StatementRunsProtectedCode">The statement runs code (a function) that reads protected data: whatever it raises may carry it, so the free-text fields are masked whole.</param>
 /// <param name="IsProtectedTable">Whether a table (schema, which may be null, and name from the error's 's' and 't' fields) has a protected column.</param>
-internal readonly record struct PgErrorMaskContext(bool StatementTouchesProtected, Func<string?, string?, bool> IsProtectedTable);
+internal readonly record struct PgErrorMaskContext(bool StatementTouchesProtected, bool StatementRunsProtectedCode, Func<string?, string?, bool> IsProtectedTable);
 
 /// <summary>
 /// Masks the values an ErrorResponse or NoticeResponse may echo: key and row values in the DETAIL of constraint
@@ -93,7 +94,11 @@ internal static class PgErrorMasker
 
             ReadOnlySpan<byte> value = reader.ReadCString();
             byte[]? replaced = null;
-            if (sensitive && code == (byte)'D')
+            if (context.StatementRunsProtectedCode && code is (byte)'M' or (byte)'D' or (byte)'H' or (byte)'W' or (byte)'q')
+            {
+                replaced = "(masked by the gateway: raised by code that reads protected data)"u8.ToArray();
+            }
+            else if (sensitive && code == (byte)'D')
             {
                 replaced = MaskDetail(value, class22 || class23);
             }

@@ -36,6 +36,9 @@ internal sealed class PgMaskingSnapshot
     /// <summary>Functions whose body names a protected relation or that return its rows: calling one touches protected data.</summary>
     public HashSet<string> ProtectedFunctions { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>The OIDs of protected relations (tables and the views that show protected data).</summary>
+    public HashSet<uint> ProtectedRelationOids { get; } = [];
+
     /// <summary>Protected relations as (schema, name), for errors that name their table.</summary>
     public HashSet<(string Schema, string Table)> ProtectedRelations { get; } = [];
 
@@ -281,6 +284,7 @@ internal sealed class PgMaskingCatalog : IAsyncDisposable
 
         foreach (var (oid, (schema, table)) in relationNames)
         {
+            snapshot.ProtectedRelationOids.Add(oid);
             snapshot.ProtectedNames.Add(table);
             snapshot.ProtectedRelations.Add((schema, table));
         }

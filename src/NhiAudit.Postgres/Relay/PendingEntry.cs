@@ -46,6 +46,9 @@ internal sealed class PendingEntry
     /// <summary>The statement names a protected relation (or a function or cursor over one): expression columns are masked whole.</summary>
     public bool TouchesProtected { get; set; }
 
+    /// <summary>The statement runs code that reads protected data (a function over it): what that code raises is masked whole.</summary>
+    public bool RunsProtectedCode { get; set; }
+
     /// <summary>The statement changes the schema: the masking catalog is read again once it completes.</summary>
     public bool ChangesSchema { get; set; }
 

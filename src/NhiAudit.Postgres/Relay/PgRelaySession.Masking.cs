@@ -82,6 +82,7 @@ internal sealed partial class PgRelaySession
         }
 
         entry.TouchesProtected = TouchesProtected(text);
+        entry.RunsProtectedCode = entry.TouchesProtected && _touchCallsCode;
         entry.ChangesSchema = info.Kind is SqlKinds.Create or SqlKinds.Alter or SqlKinds.Drop || info.Kind == "SELECT INTO";
         if (PgCopyStatementParser.Parse(text, out var copy, out _) == PgCopyParseResult.CopyToStdout)
         {
@@ -117,7 +118,9 @@ internal sealed partial class PgRelaySession
             return _touchResult;
         }
 
+        _callsProtectedCode = false;
         _touchResult = ComputeTouchesProtected(text);
+        _touchCallsCode = _callsProtectedCode;
         _touchText = text;
         _touchSnapshot = _catalog!.Current;
         return _touchResult;
@@ -126,11 +129,15 @@ internal sealed partial class PgRelaySession
     private string? _touchText;
     private PgMaskingSnapshot? _touchSnapshot;
     private bool _touchResult;
+    private bool _touchCallsCode;
+    private bool _callsProtectedCode;
 
     private bool ComputeTouchesProtected(string text)
     {
         var snapshot = _catalog!.Current;
         var tokens = new List<(SqlTokenKind Kind, string? Name, char Symbol)>();
+        var codeNames = new HashSet<string>(StringComparer.Ordinal);
+        var nesting = 0;
         var lexer = new SqlLexer(text);
         while (lexer.TryRead(out var token))
         {
@@ -141,6 +148,32 @@ internal sealed partial class PgRelaySession
 
             var isName = token.Kind is SqlTokenKind.Identifier or SqlTokenKind.QuotedIdentifier;
             tokens.Add((token.Kind, isName ? SqlText.IdentifierValue(text, token) : null, token.Length == 1 ? text[token.Start] : '\0'));
+            if (token.Kind is SqlTokenKind.String or SqlTokenKind.DollarString && nesting < 3 && SqlText.StringValue(text, token) is { Length: > 0 } inner)
+            {
+                // SQL inside a string is code (a DO or function body, query_to_xml's query, EXECUTE's text): read its names too.
+                nesting++;
+                var innerLexer = new SqlLexer(inner);
+                while (innerLexer.TryRead(out var innerToken))
+                {
+                    if (!innerToken.IsComment && innerToken.Kind is SqlTokenKind.Identifier or SqlTokenKind.QuotedIdentifier)
+                    {
+                        var innerName = SqlText.IdentifierValue(inner, innerToken);
+                        if (snapshot.ProtectedNames.Contains(innerName) || snapshot.ProtectedColumnNames.Contains(innerName) || snapshot.ProtectedFunctions.Contains(innerName))
+                        {
+                            codeNames.Add(innerName);
+                        }
+                    }
+                }
+
+                nesting--;
+            }
+        }
+
+        if (codeNames.Overlaps(snapshot.ProtectedNames) && (codeNames.Overlaps(snapshot.ProtectedColumnNames) || codeNames.Overlaps(snapshot.ProtectedFunctions)))
+        {
+            // Code that names a protected relation and one of its columns reads protected data, whatever it does with it.
+            RememberProtectedFunction(tokens);
+            return true;
         }
 
         bool IsName(int i) => i >= 0 && i < tokens.Count && tokens[i].Name is not null;
@@ -165,7 +198,7 @@ internal sealed partial class PgRelaySession
             }
 
             namesColumn |= snapshot.ProtectedColumnNames.Contains(name);
-            callsProtectedFunction |= snapshot.ProtectedFunctions.Contains(name) && IsSymbol(i + 1, '(');
+            callsProtectedFunction |= (snapshot.ProtectedFunctions.Contains(name) || _sessionProtectedFunctions.Contains(name)) && IsSymbol(i + 1, '(');
             if (!snapshot.ProtectedNames.Contains(name))
             {
                 continue;
@@ -195,6 +228,7 @@ internal sealed partial class PgRelaySession
             wholeRow = tokens[i].Name is { } name && aliases.Contains(name) && !definitions.Contains(i) && !IsSymbol(i + 1, '.');
         }
 
+        _callsProtectedCode = callsProtectedFunction;
         var touches = callsProtectedFunction || (readsProtected && (namesColumn || star || wholeRow));
         var first = tokens.Count > 0 && tokens[0].Kind == SqlTokenKind.Identifier ? tokens[0].Name : null;
         if (first is "fetch" or "move" or "execute")
@@ -219,6 +253,32 @@ internal sealed partial class PgRelaySession
         }
 
         return touches;
+    }
+
+    // Functions this session created over protected data, before the catalog has read them: calling one touches it.
+    private readonly HashSet<string> _sessionProtectedFunctions = new(StringComparer.Ordinal);
+
+    /// <summary>After <c>CREATE [OR REPLACE] FUNCTION|PROCEDURE name</c> whose body reads protected data: remember the name.</summary>
+    private void RememberProtectedFunction(List<(SqlTokenKind Kind, string? Name, char Symbol)> tokens)
+    {
+        if (tokens.Count < 3 || tokens[0].Name != "create")
+        {
+            return;
+        }
+
+        for (var i = 1; i + 1 < tokens.Count; i++)
+        {
+            if (tokens[i].Name is "function" or "procedure")
+            {
+                var name = i + 3 < tokens.Count && tokens[i + 2].Symbol == '.' && tokens[i + 2].Name is null ? i + 3 : i + 1;
+                if (tokens[name].Name is { } function && _sessionProtectedFunctions.Count < 1024)
+                {
+                    _sessionProtectedFunctions.Add(function);
+                }
+
+                return;
+            }
+        }
     }
 
     private static readonly string[] NotAliases =
@@ -301,6 +361,11 @@ internal sealed partial class PgRelaySession
                 {
                     source = $"{protection.Source} ({protection.Rule.Rule})";
                     strategy = protection.Rule.Strategy;
+                }
+                else if (field.AttributeNumber <= 0 && snapshot.ProtectedRelationOids.Contains(field.TableOid))
+                {
+                    // A whole-row reference (SELECT c FROM customers c) names its relation with attribute 0.
+                    source = $"relation {field.TableOid} (a whole row of a protected relation)";
                 }
                 else if (!snapshot.KnownRelations.TryGetValue(field.TableOid, out var highest) || field.AttributeNumber > highest)
                 {
@@ -449,7 +514,7 @@ internal sealed partial class PgRelaySession
             // The statement the message belongs to: the first open one (an error may come before a skipped Describe's answer).
             var head = _pending.FirstOrDefault(e => e.Kind != PendingKind.Describe) is { Kind: PendingKind.Statement } open ? open : null;
             var snapshot = _catalog!.Current;
-            var context = new PgErrorMaskContext(head?.TouchesProtected ?? false, (schema, table) => table is not null && (schema is null ? snapshot.ProtectedNames.Contains(table) : snapshot.ProtectedRelations.Contains((schema, table))));
+            var context = new PgErrorMaskContext(head?.TouchesProtected ?? false, head?.RunsProtectedCode ?? false, (schema, table) => table is not null && (schema is null ? snapshot.ProtectedNames.Contains(table) : snapshot.ProtectedRelations.Contains((schema, table))));
             var writer = new ArrayBufferWriter<byte>(message.Length + 64);
             var scratch = default(PgMaskCounters);
             if (!PgErrorMasker.TryRewrite(message, context, _masking, writer, ref head is null ? ref scratch : ref head.Masking))

@@ -4,6 +4,7 @@ using System.IO.Pipelines;
 using System.Text;
 using System.Text.Json;
 using NhiAudit.Audit;
+using NhiAudit.Postgres.Masking;
 using NhiAudit.Postgres.Protocol;
 using NhiAudit.Postgres.Sql;
 
@@ -134,9 +135,25 @@ internal sealed partial class PgRelaySession
             ? new Dictionary<string, object?>(Attributes[_masking is not null && TouchesProtected(text) ? 3 : 0]) { ["objectKind"] = objectKind }
             : Attributes[(info.HasWhere is { } hasWhere ? (hasWhere ? 1 : 2) : 0) + (_masking is not null && TouchesProtected(text) ? 3 : 0)],
         Identity = _identity!,
+        Effects = MaskingEscapeEffects(text, info),
     };
 
-    private static string RefusalMessage(PolicyDecision decision) => decision.Reason;
+    /// <summary>
+    /// A <see cref="AccessRequest.ProtectedCopyAction"/> effect when the statement would carry protected data out of
+    /// masking's reach (see <see cref="PgMaskingEscapes"/>); none otherwise, and none when masking is off.
+    /// </summary>
+    private IReadOnlyList<AccessEffect> MaskingEscapeEffects(string text, SqlStatementInfo info)
+    {
+        if (_masking is null || _catalog is null || PgMaskingEscapes.Find(text, info.ObjectKind, _catalog.Current, ComputeTouchesProtected) is not { } escape)
+        {
+            return [];
+        }
+
+        return [new AccessEffect { Action = AccessRequest.ProtectedCopyAction, Via = escape, Resources = info.Tables, Text = text }];
+    }
+
+    private static string RefusalMessage(PolicyDecision decision) =>
+        decision.Via is { } via && decision.Rule is "(masking)" ? $"masking: {via} ({decision.Reason})" : decision.Reason;
 
     /// <summary>
     /// The request attributes, shared: <c>hasWhere</c> (UPDATE/DELETE only) and <c>readsProtected</c> (the statement

@@ -308,10 +308,12 @@ public sealed class CelPolicyEngine : IPolicyEngine, IDisposable
     private PolicyDecision Decide(CompiledPolicy policy, AccessRequest request)
     {
         var unclassified = string.Equals(request.Action, AccessRequest.UnclassifiedAction, StringComparison.Ordinal);
+        var protectedCopy = string.Equals(request.Action, AccessRequest.ProtectedCopyAction, StringComparison.Ordinal);
+        var fallback = unclassified ? policy.Unclassified : protectedCopy ? policy.ProtectedCopy : policy.Default;
         var candidates = policy.Candidates(request.Protocol, request.Action);
         if (candidates.Length == 0)
         {
-            return unclassified ? policy.Unclassified : policy.Default;
+            return fallback;
         }
 
         var variables = PolicyCel.Variables(request);
@@ -319,7 +321,7 @@ public sealed class CelPolicyEngine : IPolicyEngine, IDisposable
         {
             // What cannot be read is decided by UnclassifiedEffect unless a rule names it explicitly: a broad rule
             // (say, everything a CI identity does is allowed) must not wave through code the gateway could not read.
-            if (unclassified && !rule.NamesUnclassified)
+            if ((unclassified && !rule.NamesUnclassified) || (protectedCopy && !rule.NamesProtectedCopy))
             {
                 continue;
             }
@@ -348,7 +350,7 @@ public sealed class CelPolicyEngine : IPolicyEngine, IDisposable
             }
         }
 
-        return unclassified ? policy.Unclassified : policy.Default;
+        return fallback;
     }
 
     private static string CacheKey(AccessRequest request, bool includeText)

@@ -17,9 +17,8 @@ internal sealed class CompiledRule
         Protocols = options.Protocols is { Count: > 0 } p ? new HashSet<string>(p, StringComparer.OrdinalIgnoreCase) : null;
         Actions = options.Actions is { Count: > 0 } a ? new HashSet<string>(a, StringComparer.OrdinalIgnoreCase) : null;
         Program = PolicyCel.Compile(options.When);
-        NamesUnclassified = (Actions?.Contains(AccessRequest.UnclassifiedAction) ?? false)
-            || options.When.Contains($"'{AccessRequest.UnclassifiedAction}'", StringComparison.Ordinal)
-            || options.When.Contains($"\"{AccessRequest.UnclassifiedAction}\"", StringComparison.Ordinal);
+        NamesUnclassified = Names(options, AccessRequest.UnclassifiedAction);
+        NamesProtectedCopy = Names(options, AccessRequest.ProtectedCopyAction);
         Decision = new PolicyDecision(Effect, Name, Reason, version);
     }
 
@@ -45,6 +44,14 @@ internal sealed class CompiledRule
     /// in its condition): only such a rule may decide a request or effect the gateway could not read.
     /// </summary>
     public bool NamesUnclassified { get; }
+
+    /// <summary>True when the rule names <see cref="AccessRequest.ProtectedCopyAction"/>: only such a rule may let protected data out of masking's reach.</summary>
+    public bool NamesProtectedCopy { get; }
+
+    private bool Names(PolicyRuleOptions options, string action) =>
+        (Actions?.Contains(action) ?? false)
+        || options.When.Contains($"'{action}'", StringComparison.Ordinal)
+        || options.When.Contains($"\"{action}\"", StringComparison.Ordinal);
 
     public bool Applies(string protocol, string action) =>
         (Protocols is null || Protocols.Contains(protocol)) && (Actions is null || Actions.Contains(action));
@@ -80,6 +87,11 @@ internal sealed class CompiledPolicy
                 ? "the request could not be classified; unclassified requests are allowed by configuration"
                 : "the request could not be classified; unclassified requests are denied",
             version);
+        ProtectedCopy = new PolicyDecision(
+            PolicyEffect.Deny,
+            "(masking)",
+            "a policy rule naming PROTECTED_COPY may allow it",
+            version);
     }
 
     public long Version { get; }
@@ -92,6 +104,9 @@ internal sealed class CompiledPolicy
     public PolicyDecision Default { get; }
 
     public PolicyDecision Unclassified { get; }
+
+    /// <summary>The decision for a <see cref="AccessRequest.ProtectedCopyAction"/> effect no rule names: denied.</summary>
+    public PolicyDecision ProtectedCopy { get; }
 
     public ConcurrentDictionary<string, PolicyDecision> Decisions { get; } = new(StringComparer.Ordinal);
 

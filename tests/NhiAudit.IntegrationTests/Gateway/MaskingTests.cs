@@ -336,8 +336,8 @@ public sealed class MaskingTests(PostgresServerFixture fixture) : IAsyncLifetime
         await ExecuteDirectAsync($"ALTER TABLE {table} DROP COLUMN ssn; ALTER TABLE {table} ADD COLUMN ssn text; UPDATE {table} SET ssn = '{Ssns[1]}'");
         Assert.Equal(["1", "****"], await ReadAllAsync(select));
 
-        // Through the gateway too.
-        await using (var alter = new NpgsqlCommand($"ALTER TABLE {table} DROP COLUMN other; ALTER TABLE {table} RENAME COLUMN ssn TO ssn_old; ALTER TABLE {table} ADD COLUMN ssn text; UPDATE {table} SET ssn = ssn_old", connection))
+        // Through the gateway too (without renaming the protected column: that is refused, it would leave its rule).
+        await using (var alter = new NpgsqlCommand($"ALTER TABLE {table} DROP COLUMN other; ALTER TABLE {table} ADD COLUMN spare int; ALTER TABLE {table} DROP COLUMN spare", connection))
         {
             await alter.ExecuteNonQueryAsync();
         }

@@ -89,7 +89,7 @@ public class PgMaskingFuzzTests
         Only(() => PgRowDescription.Parse(input), input, "RowDescription");
         Only(() => PgDataRowMasker.TryRewrite(input, Plan, Pii, buffer, ref counters), input, "DataRow");
         Only(() => PgDataRowMasker.TryRewrite(input, BinaryPlan, Pii, buffer, ref counters), input, "DataRow binary");
-        Only(() => PgErrorMasker.TryRewrite(input, new PgErrorMaskContext(true, (_, _) => true), Pii, buffer, ref counters), input, "Error");
+        Only(() => PgErrorMasker.TryRewrite(input, new PgErrorMaskContext(true, false, (_, _) => true), Pii, buffer, ref counters), input, "Error");
         foreach (string sql in CopyStatements)
         {
             PgCopyStatementParser.Parse(sql, out var statement, out _);

@@ -81,6 +81,21 @@ public sealed class PolicyOverEffectsTests
     }
 
     [Fact]
+    public void A_protected_copy_is_denied_unless_a_rule_that_names_it_allows_it()
+    {
+        var statistics = new AccessEffect { Action = AccessRequest.ProtectedCopyAction, Via = "the planner's statistics (pg_stats) hold samples of protected columns" };
+        using var broad = Engine([.. DefaultShapedRules, Rule("anything", "true", PolicyEffect.Allow)]);
+        var denied = broad.Evaluate(WithEffects(Request("SELECT", ["pg_stats"]), statistics));
+        Assert.Equal(PolicyEffect.Deny, denied.Effect);
+        Assert.Equal("(masking)", denied.Rule);
+        Assert.Equal(statistics.Via, denied.Via);
+
+        using var lifted = Engine(Rule("dba-may-read-statistics", "request.action == 'PROTECTED_COPY' && request.via.contains('statistics') && identity.workflow == 'deploy'", PolicyEffect.Allow));
+        Assert.Equal(PolicyEffect.Allow, lifted.Evaluate(WithEffects(Request("SELECT", ["pg_stats"]), statistics)).Effect);
+        Assert.Equal(PolicyEffect.Deny, lifted.Evaluate(WithEffects(Request("INSERT", ["sink"]), statistics with { Via = "inserting protected data into another table" })).Effect);
+    }
+
+    [Fact]
     public void Conditions_read_the_effect_as_request_and_the_whole_list_as_request_effects()
     {
         using var engine = Engine(
