@@ -63,19 +63,9 @@ public static partial class ShellCommandParser
 
         private void AnalyzeWords(List<Word> words, int from, int to, int textEnd, bool appended)
         {
-            if (from >= to)
-            {
-                return;
-            }
-
-            Enter();
-            try
+            if (from < to)
             {
                 AnalyzeCommand(words, from, to, textEnd, appended);
-            }
-            finally
-            {
-                Exit();
             }
         }
 
@@ -488,6 +478,7 @@ public static partial class ShellCommandParser
                 return;
             }
 
+            Enter();
             _chain.Add(label);
             try
             {
@@ -496,6 +487,7 @@ public static partial class ShellCommandParser
             finally
             {
                 _chain.RemoveAt(_chain.Count - 1);
+                Exit();
             }
         }
 
@@ -860,6 +852,7 @@ public static partial class ShellCommandParser
                         return;
                     }
 
+                    Enter();
                     _chain.Add("find " + value);
                     try
                     {
@@ -868,6 +861,7 @@ public static partial class ShellCommandParser
                     finally
                     {
                         _chain.RemoveAt(_chain.Count - 1);
+                        Exit();
                     }
 
                     k = end + 1;

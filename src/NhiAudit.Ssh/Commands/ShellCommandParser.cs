@@ -11,11 +11,13 @@ namespace NhiAudit.Ssh.Commands;
 /// <remarks>
 /// <para>Grammar: words with single quotes, double quotes (with their backslash escapes), <c>$'…'</c> and backslash
 /// escapes; <c>;</c> <c>&amp;</c> <c>&amp;&amp;</c> <c>||</c> <c>|</c> <c>|&amp;</c> and newlines between commands; comments;
-/// subshells <c>( … )</c>, groups <c>{ …; }</c>, <c>if</c>/<c>while</c>/<c>until</c>/<c>for</c>/<c>case</c>,
-/// <c>[[ … ]]</c>, <c>(( … ))</c> and function definitions (their commands are listed as if they ran); leading variable
+/// subshells <c>( … )</c>, groups <c>{ …; }</c>, <c>if</c>/<c>while</c>/<c>until</c>/<c>for</c>/<c>case</c> and function
+/// definitions (their commands are listed as if they ran); leading variable
 /// assignments; redirections (<c>&gt;</c> <c>&gt;&gt;</c> <c>&lt;</c> <c>2&gt;&amp;1</c> <c>&amp;&gt;</c> here-documents and
 /// here-strings), whose targets are recorded and never taken as arguments; command substitutions <c>$(…)</c> and
-/// backquotes and process substitutions <c>&lt;(…)</c>, whose commands are listed too.</para>
+/// backquotes and process substitutions <c>&lt;(…)</c>, whose commands are listed too. Where bash and dash differ, the
+/// line is read the way that runs more: <c>[[ … ]]</c> and <c>(( … ))</c> as dash reads them (a command named <c>[[</c>;
+/// two subshells), brace expansion as bash does it.</para>
 /// <para>Commands that run other commands are looked through: <c>sh</c>/<c>bash</c>/<c>dash</c>/<c>zsh</c>/<c>ksh</c>
 /// <c>-c</c> (the string is parsed again, to <see cref="MaxDepth"/> levels), <c>env</c> (and <c>env -S</c>),
 /// <c>sudo</c>, <c>doas</c>, <c>su -c</c>, <c>runuser</c>, <c>nice</c>, <c>ionice</c>, <c>timeout</c>, <c>nohup</c>,
@@ -42,7 +44,10 @@ public static partial class ShellCommandParser
     /// <summary>The longest command line read (in UTF-16 code units); a longer one is unclassified as a whole.</summary>
     public const int MaxLength = 64 * 1024;
 
-    /// <summary>How deep nesting goes (substitutions, <c>sh -c</c> strings, wrappers) before the rest is unclassified.</summary>
+    /// <summary>
+    /// How deep nesting goes before the rest is unclassified: each <c>sh -c</c> string, substitution, here-document and
+    /// wrapper (<c>sudo</c>, <c>env</c>, <c>find -exec</c>…) inside another is one level.
+    /// </summary>
     public const int MaxDepth = 16;
 
     /// <summary>How many commands are listed; beyond that the line is unclassified.</summary>
@@ -465,14 +470,10 @@ public static partial class ShellCommandParser
                             throw new StopReading("syntax error near '('");
                         }
 
+                        // ((…)) is read as dash reads it, two subshells (bash reads arithmetic there): the host's shell may
+                        // be either, and the commands dash would run are the ones that matter.
                         any = true;
                         pendingOperand = false;
-                        if (next == '(' && TryArithmeticCommand())
-                        {
-                            commandPosition = false;
-                            continue;
-                        }
-
                         subshells++;
                         _pos++;
                         commandPosition = true;
@@ -552,10 +553,6 @@ public static partial class ShellCommandParser
                             ReadWord();
                             SkipBlanks();
                             IsEmptyParens();
-                            continue;
-                        case "[[":
-                            ReadConditional();
-                            commandPosition = false;
                             continue;
                         default:
                             break;
@@ -700,56 +697,6 @@ public static partial class ShellCommandParser
 
                 ReadWord();
             }
-        }
-
-        /// <summary>After <c>[[</c>: skips to the matching <c>]]</c>, listing the commands of substitutions inside.</summary>
-        private void ReadConditional()
-        {
-            while (true)
-            {
-                SkipBlanksAndNewlines();
-                if (_pos >= _s.Length)
-                {
-                    throw new StopReading("syntax error: [[ without ]]");
-                }
-
-                if (_s[_pos] == ']' && _pos + 1 < _s.Length && _s[_pos + 1] == ']' && (_pos + 2 >= _s.Length || IsMeta(_s[_pos + 2])))
-                {
-                    _pos += 2;
-                    return;
-                }
-
-                if (IsMeta(_s[_pos]))
-                {
-                    _pos++;
-                    continue;
-                }
-
-                ReadWord();
-            }
-        }
-
-        /// <summary>At <c>((</c> in command position: an arithmetic command, or (when it does not close with <c>))</c>) two subshells.</summary>
-        private bool TryArithmeticCommand()
-        {
-            var start = _pos;
-            var (commands, unclassified) = (_ctx.Commands.Count, _ctx.UnclassifiedCount);
-            _pos += 2;
-            try
-            {
-                if (ScanArithmetic())
-                {
-                    return true;
-                }
-            }
-            catch (StopReading)
-            {
-                // Not arithmetic after all: read again as subshells.
-            }
-
-            _ctx.Truncate(commands, unclassified);
-            _pos = start;
-            return false;
         }
 
         // ------------------------------------------------------------------ words
@@ -939,6 +886,19 @@ public static partial class ShellCommandParser
         }
 
         private void ReadArrayElements()
+        {
+            Enter();
+            try
+            {
+                ReadArrayElementsInside();
+            }
+            finally
+            {
+                Exit();
+            }
+        }
+
+        private void ReadArrayElementsInside()
         {
             while (true)
             {
