@@ -71,6 +71,7 @@ public sealed class ShellCommandParserPropertyTests
             {
                 var line = "rm -rf x";
                 var readable = 0;
+                var commands = 1;
                 for (var i = 0; i < depth && line.Length <= ShellCommandParser.MaxLength; i++)
                 {
                     var kind = kinds is { Length: > 0 } ? kinds[i % kinds.Length] : i % 7;
@@ -85,6 +86,7 @@ public sealed class ShellCommandParserPropertyTests
                         _ => "bash -c \"" + line.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("$", "\\$", StringComparison.Ordinal).Replace("`", "\\`", StringComparison.Ordinal) + "\"",
                     };
                     readable += kind switch { 0 or 1 or 6 => 1, 4 => 2, _ => 0 };
+                    commands += kind switch { 0 or 1 or 5 or 6 => 1, 4 => 2, _ => 0 };
                 }
 
                 if (line.Length > ShellCommandParser.MaxLength)
@@ -94,7 +96,7 @@ public sealed class ShellCommandParserPropertyTests
 
                 var result = ParseBounded(line);
                 AssertWellFormed(result);
-                if (readable <= ShellCommandParser.MaxDepth)
+                if (readable <= ShellCommandParser.MaxDepth && commands <= ShellCommandParser.MaxCommands)
                 {
                     // Shallow enough: the rm inside is found, however it is wrapped.
                     Assert.True(result.IsClassified, string.Join("; ", result.Unclassified));
