@@ -611,8 +611,22 @@ internal sealed class SshRelay : IAsyncDisposable
             return;
         }
 
-        var refusal = decision.Effect == PolicyEffect.Deny ? $"denied by policy rule '{decision.Rule}': {decision.Reason}" : null;
+        var refusal = decision.Effect == PolicyEffect.Deny ? $"denied by policy rule '{decision.Rule}': {decision.Reason}{DecidingEffect(access, decision)}" : null;
         await RunAsync(channel, run, null, refusal, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>When a command inside the line decided (not the line as a whole), which one: <c> (rm -rf x, via sh -c)</c>, or why it could not be read.</summary>
+    private static string DecidingEffect(AccessRequest access, PolicyDecision decision)
+    {
+        if (decision.EffectIndex is not { } index || index < 0 || index >= access.Effects.Count)
+        {
+            return "";
+        }
+
+        var effect = access.Effects[index];
+        return effect.Action == AccessRequest.UnclassifiedAction
+            ? $" ({effect.Via}: {effect.Text})"
+            : $" ({effect.Text}, via {effect.Via})";
     }
 
     /// <summary>What a run request (exec, shell, subsystem) was, as classified and decided.</summary>
