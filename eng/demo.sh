@@ -177,7 +177,7 @@ kill "$gateway_pid"; wait "$gateway_pid" 2>/dev/null || true; gateway_pid=
 say "The audit trail (nhiaudit show audit), without the pgbench records"
 nhiaudit show audit | grep -v 'pgbench_accounts\|← #[0-9]* SELECT 1 rows=1' | grep -v ' ssh\.' | head -n 44
 echo "  … and the SSH part:"
-nhiaudit show audit | grep ' ssh\.' | head -n 30
+nhiaudit show audit | grep ' ssh\.' | head -n 40
 recording=$(ls "$work"/gateway/recordings/*.cast 2>/dev/null | head -n 1 || true)
 if [[ -n $recording ]]; then
     echo "  the shell session, replayed from its recording (asciinema cat $recording):"
