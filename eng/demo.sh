@@ -85,9 +85,12 @@ export NhiAudit__Ssh__Targets__0__Upstream__Host=127.0.0.1 NhiAudit__Ssh__Target
 export NhiAudit__Ssh__Targets__0__Upstream__PrivateKeyFile="$work/ssh/gateway_client"
 export NhiAudit__Ssh__Targets__0__Upstream__HostKeyFingerprint="$(ssh-keygen -lf "$work/ssh/host.pub" | cut -d' ' -f2)"
 export NhiAudit__Ssh__Targets__0__RecordingsDirectory="$work/gateway/recordings"
-# Two SSH rules beside the embedded PostgreSQL ones: no rm -rf, and no file writes under /etc (SFTP or scp).
+# Two SSH rules beside the embedded PostgreSQL ones: no recursive rm, and no file writes under /etc (SFTP or scp).
+# The first is decided on each command the exec line runs, as the host's shell reads it, so rm -fr, /bin/rm -r -f,
+# sh -c 'rm -rf x', sudo rm -R, find -exec rm -rf and xargs rm -rf all meet it; what the gateway cannot read
+# (a computed command name, eval, python -c, curl | sh) is refused as unclassified.
 export NhiAudit__Policy__Rules__3__Name=no-rm-rf NhiAudit__Policy__Rules__3__Effect=Deny NhiAudit__Policy__Rules__3__Reason="recursive deletes are not allowed through the gateway"
-export NhiAudit__Policy__Rules__3__When="request.protocol == 'ssh' && request.action == 'exec' && request.text.contains('rm -rf')"
+export NhiAudit__Policy__Rules__3__When="request.protocol == 'ssh' && request.action == 'exec' && request.name == 'rm' && request.flags.exists(f, f == 'R' || 'recursive'.startsWith(f))"
 export NhiAudit__Policy__Rules__4__Name=etc-is-read-only NhiAudit__Policy__Rules__4__Effect=Deny NhiAudit__Policy__Rules__4__Reason="/etc is read-only for jobs"
 export NhiAudit__Policy__Rules__4__When="request.protocol == 'ssh' && (request.action == 'sftp.write' || request.action == 'scp.write') && request.resources.exists(p, p.startsWith('/etc/'))"
 
@@ -159,6 +162,9 @@ scp -q "${ssh_opts[@]}" -P "$ssh_port" "$work/release/VERSION" root@127.0.0.1:/t
 echo "  scp | copied VERSION to /tmp/nhiaudit-demo-app"
 printf 'put %s /etc/nhiaudit-demo.conf\n' "$work/release/VERSION" | sftp -q "${ssh_opts[@]}" -P "$ssh_port" -b - root@127.0.0.1 2>&1 | sed 's/^/  sftp | /' || true
 ssh "${ssh_opts[@]}" -p "$ssh_port" root@127.0.0.1 'rm -rf /tmp/nhiaudit-demo-app' 2>&1 | sed 's/^/  ssh | /' || true
+# Spelled differently, it is the same command to the host, and to the gateway; what it cannot read is refused.
+ssh "${ssh_opts[@]}" -p "$ssh_port" root@127.0.0.1 'cd /tmp && sh -c "/bin/rm -r -f nhiaudit-demo-app"' 2>&1 | sed 's/^/  ssh | /' || true
+ssh "${ssh_opts[@]}" -p "$ssh_port" root@127.0.0.1 'X=rm; $X -rf /tmp/nhiaudit-demo-app' 2>&1 | sed 's/^/  ssh | /' || true
 echo "  the app directory is still there: $(cat /tmp/nhiaudit-demo-app/VERSION)"
 printf 'echo typed into a shell\nexit\n' | ssh "${ssh_opts[@]}" -tt -p "$ssh_port" root@127.0.0.1 >/dev/null 2>&1 || true
 rm -rf /tmp/nhiaudit-demo-app
@@ -171,7 +177,7 @@ kill "$gateway_pid"; wait "$gateway_pid" 2>/dev/null || true; gateway_pid=
 say "The audit trail (nhiaudit show audit), without the pgbench records"
 nhiaudit show audit | grep -v 'pgbench_accounts\|← #[0-9]* SELECT 1 rows=1' | grep -v ' ssh\.' | head -n 44
 echo "  … and the SSH part:"
-nhiaudit show audit | grep ' ssh\.' | head -n 30
+nhiaudit show audit | grep ' ssh\.' | head -n 40
 recording=$(ls "$work"/gateway/recordings/*.cast 2>/dev/null | head -n 1 || true)
 if [[ -n $recording ]]; then
     echo "  the shell session, replayed from its recording (asciinema cat $recording):"

@@ -7,6 +7,7 @@ using NhiAudit.Approvals;
 using NhiAudit.Audit;
 using NhiAudit.Recording;
 using NhiAudit.Ssh.Authentication;
+using NhiAudit.Ssh.Commands;
 using NhiAudit.Ssh.Scp;
 using NhiAudit.Ssh.Sftp;
 using NhiAudit.Ssh.Transport;
@@ -547,6 +548,7 @@ internal sealed class SshRelay : IAsyncDisposable
         }
 
         ScpCommand? scp = null;
+        ShellParseResult? commands = null;
         string action;
         IReadOnlyList<string> resources = [];
         switch (request.Type)
@@ -560,7 +562,9 @@ internal sealed class SshRelay : IAsyncDisposable
                 }
                 else
                 {
+                    // The host's shell runs the line: the policy decides every command it may run, as that shell reads it.
                     action = "exec";
+                    commands = ShellCommandParser.Parse(channel.Command);
                 }
 
                 break;
@@ -578,7 +582,19 @@ internal sealed class SshRelay : IAsyncDisposable
         channel.RequestId = NewRequestId();
         channel.Started = Stopwatch.GetTimestamp();
         var recorded = request.Type == "shell" || (channel.Terminal is not null && request.Type == "exec");
-        var access = Access(channel, action, channel.Command ?? (channel.Terminal is null ? "shell" : $"shell ({channel.Terminal})"), resources);
+        Dictionary<string, object?>? extra = null;
+        if (commands is not null)
+        {
+            extra = [];
+            ShellCommandPolicy.AddAttributes(commands, extra);
+        }
+
+        var access = Access(channel, action, channel.Command ?? (channel.Terminal is null ? "shell" : $"shell ({channel.Terminal})"), resources, extra);
+        if (commands is not null)
+        {
+            access = access with { Effects = ShellCommandPolicy.Effects(commands) };
+        }
+
         var decision = _services.Policy.Evaluate(access);
         var run = new RunRequest(request, message, access, decision, scp, recorded);
         if (decision.Effect == PolicyEffect.RequireApproval)
@@ -595,8 +611,22 @@ internal sealed class SshRelay : IAsyncDisposable
             return;
         }
 
-        var refusal = decision.Effect == PolicyEffect.Deny ? $"denied by policy rule '{decision.Rule}': {decision.Reason}" : null;
+        var refusal = decision.Effect == PolicyEffect.Deny ? $"denied by policy rule '{decision.Rule}': {decision.Reason}{DecidingEffect(access, decision)}" : null;
         await RunAsync(channel, run, null, refusal, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>When a command inside the line decided (not the line as a whole), which one: <c> (rm -rf x, via sh -c)</c>, or why it could not be read.</summary>
+    private static string DecidingEffect(AccessRequest access, PolicyDecision decision)
+    {
+        if (decision.EffectIndex is not { } index || index < 0 || index >= access.Effects.Count)
+        {
+            return "";
+        }
+
+        var effect = access.Effects[index];
+        return effect.Action == AccessRequest.UnclassifiedAction
+            ? $" ({effect.Via}: {effect.Text})"
+            : $" ({effect.Text}, via {effect.Via})";
     }
 
     /// <summary>What a run request (exec, shell, subsystem) was, as classified and decided.</summary>
@@ -1349,6 +1379,7 @@ internal sealed class SshRelay : IAsyncDisposable
             if (channel.Kind == "exec")
             {
                 w.WriteString("command"u8, channel.Command);
+                WriteCommands(w, access.Effects);
             }
             else if (channel.Kind == "subsystem")
             {
@@ -1385,8 +1416,59 @@ internal sealed class SshRelay : IAsyncDisposable
             }
 
             w.WriteEndObject();
+            AuditRecordWriter.WriteEffects(w, access.Effects);
             WritePolicy(w, decision, approvalId, refusal);
         }, AuditAppendMode.Request, cancellationToken);
+
+    /// <summary>Writes <c>"commands": [{name, flags, args, via, writes, dynamic}]</c>: what the exec line runs, as the policy read it.</summary>
+    private static void WriteCommands(Utf8JsonWriter w, IReadOnlyList<AccessEffect> effects)
+    {
+        if (!effects.Any(e => e.Action == ShellCommandPolicy.ExecAction))
+        {
+            return;
+        }
+
+        w.WriteStartArray("commands"u8);
+        foreach (var effect in effects)
+        {
+            if (effect.Action != ShellCommandPolicy.ExecAction)
+            {
+                continue;
+            }
+
+            w.WriteStartObject();
+            w.WriteString("name"u8, effect.Attributes.TryGetValue("name", out var name) ? name as string : "");
+            WriteList(w, "flags"u8, effect.Attributes.GetValueOrDefault("flags"), always: true);
+            WriteList(w, "args"u8, effect.Attributes.GetValueOrDefault("args"), always: true);
+            w.WriteString("via"u8, effect.Via);
+            WriteList(w, "writes"u8, effect.Attributes.GetValueOrDefault("writes"), always: false);
+            if (effect.Attributes.GetValueOrDefault("dynamic") is true)
+            {
+                w.WriteBoolean("dynamic"u8, true);
+            }
+
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+    }
+
+    private static void WriteList(Utf8JsonWriter w, ReadOnlySpan<byte> property, object? values, bool always)
+    {
+        var items = values as object[] ?? [];
+        if (items.Length == 0 && !always)
+        {
+            return;
+        }
+
+        w.WriteStartArray(property);
+        foreach (var item in items)
+        {
+            w.WriteStringValue(item as string);
+        }
+
+        w.WriteEndArray();
+    }
 
     private async Task WriteResponseAsync(SshRelayChannel channel, string? error)
     {
