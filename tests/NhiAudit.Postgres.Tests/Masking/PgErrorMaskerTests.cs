@@ -14,8 +14,25 @@ public class PgErrorMaskerTests
     private static readonly MaskingPolicy Pii = PiiPolicy();
     private static readonly MaskingPolicy NoDetectors = ColumnsOnly();
 
-    private static readonly PgErrorMaskContext Touching = new(true, (_, _) => false);
-    private static readonly PgErrorMaskContext NotTouching = new(false, (s, t) => s == "public" && t == "customers");
+    private static readonly PgErrorMaskContext Touching = new(true, false, (_, _) => false);
+    private static readonly PgErrorMaskContext NotTouching = new(false, false, (s, t) => s == "public" && t == "customers");
+    private static readonly PgErrorMaskContext RunsCode = new(true, true, (_, _) => false);
+
+    [Fact]
+    public void What_code_over_protected_data_raises_is_masked_whole_and_the_rest_kept()
+    {
+        var counters = default(PgMaskCounters);
+        var fields = Rewrite(
+            Error('N', ('S', "NOTICE"), ('C', "P0001"), ('M', "got QZX7731"), ('D', "QZX7731"), ('H', "hint QZX7731"), ('W', "PL/pgSQL function leak() line 1 at RAISE")),
+            RunsCode,
+            NoDetectors,
+            ref counters);
+        Assert.NotNull(fields);
+        Assert.DoesNotContain(fields, f => f.Value.Contains("QZX7731", StringComparison.Ordinal));
+        Assert.Contains(('C', "P0001"), fields);
+        Assert.Contains(('S', "NOTICE"), fields);
+        Assert.Equal(4, counters.MaskedValues);
+    }
 
     private static byte[] Error(char type, params (char Code, string Value)[] fields)
     {
