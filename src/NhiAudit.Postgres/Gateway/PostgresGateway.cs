@@ -5,8 +5,8 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using NhiAudit.Identity;
-using NhiAudit.Postgres.Catalog;
 using NhiAudit.Masking;
+using NhiAudit.Postgres.Catalog;
 using NhiAudit.Postgres.Masking;
 using NhiAudit.Postgres.Relay;
 
