@@ -60,8 +60,10 @@ internal sealed class PgCodeCatalog : IAsyncDisposable
     private readonly SemaphoreSlim _refreshLock = new(1, 1);
     private UpstreamConnection? _connection;
     private volatile PgCodeSnapshot? _snapshot;
-    private int _stale = 1;
-    private long _generation;
+    // Every MarkStale counts up _marks; a refresh records the count it started from once it has loaded. While a
+    // refresh is in flight the counts differ, so other sessions wait for it instead of deciding with the old snapshot.
+    private long _marks = 1;
+    private long _loadedMarks;
 
     public PgCodeCatalog(PostgresTargetOptions target, string database, TokenCredential? credential, TimeProvider time, ILogger logger)
     {
@@ -77,33 +79,32 @@ internal sealed class PgCodeCatalog : IAsyncDisposable
 
     /// <summary>True when the snapshot must be read again before the next statement.</summary>
     public bool IsStale =>
-        Volatile.Read(ref _stale) != 0
+        Interlocked.Read(ref _marks) != Interlocked.Read(ref _loadedMarks)
         || _snapshot is null
         || _time.GetUtcNow() - _snapshot.LoadedAt > _target.CodeCatalogRefresh;
 
     /// <summary>Asks for a refresh before the next statement (after DDL, or a call of a name the snapshot does not know).</summary>
-    public void MarkStale() => Volatile.Write(ref _stale, 1);
+    public void MarkStale() => Interlocked.Increment(ref _marks);
 
     /// <summary>Reads the catalog again unless another caller just did. Throws when it cannot: the policy over effects fails closed.</summary>
     public async Task RefreshAsync(CancellationToken ct)
     {
-        var generation = Interlocked.Read(ref _generation);
         await _refreshLock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            if (Interlocked.Read(ref _generation) != generation && !IsStale)
+            if (!IsStale)
             {
-                return;
+                return; // another session just read it
             }
 
-            Volatile.Write(ref _stale, 0);
+            var marks = Interlocked.Read(ref _marks);
             try
             {
                 _snapshot = await LoadAsync(ct).ConfigureAwait(false);
+                Interlocked.Exchange(ref _loadedMarks, marks);
             }
             catch
             {
-                Volatile.Write(ref _stale, 1);
                 if (_connection is not null)
                 {
                     await _connection.DisposeAsync().ConfigureAwait(false);
@@ -112,8 +113,6 @@ internal sealed class PgCodeCatalog : IAsyncDisposable
 
                 throw;
             }
-
-            Interlocked.Increment(ref _generation);
         }
         finally
         {
