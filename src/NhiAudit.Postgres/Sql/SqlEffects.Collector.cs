@@ -25,7 +25,7 @@ internal static partial class SqlEffects
         "WHERE", "WINDOW", "WITH", "WITHIN", "XMLATTRIBUTES", "XMLCONCAT", "XMLELEMENT", "XMLEXISTS", "XMLFOREST",
         "XMLNAMESPACES", "XMLPARSE", "XMLPI", "XMLROOT", "XMLSERIALIZE", "XMLTABLE", "JSON", "JSON_ARRAY", "JSON_ARRAYAGG",
         "JSON_OBJECT", "JSON_OBJECTAGG", "JSON_EXISTS", "JSON_QUERY", "JSON_VALUE", "JSON_TABLE", "JSON_SCALAR",
-        "JSON_SERIALIZE", "MERGE_ACTION", "ZONE", "ESCAPE", "INSTEAD", "ALSO", "LANGUAGE", "ATOMIC", "BEGIN",
+        "JSON_SERIALIZE", "MERGE_ACTION", "ZONE", "ESCAPE", "INSTEAD", "ALSO", "LANGUAGE", "ATOMIC", "BEGIN", "STDIN", "STDOUT", "PROGRAM",
     }.ToFrozenSet(StringComparer.OrdinalIgnoreCase);
 
     private static readonly FrozenSet<string>.AlternateLookup<ReadOnlySpan<char>> NotCallLookup = NotCalls.GetAlternateLookup<ReadOnlySpan<char>>();
@@ -396,6 +396,9 @@ internal static partial class SqlEffects
                     var items = routine.ParsedBody as List<PlpgsqlItem> ?? (List<PlpgsqlItem>)(routine.ParsedBody = PlpgsqlBody.Parse(routine.Body));
                     Plpgsql(items, via, depth, lenient);
                     break;
+                case "internal" when routine.Kind == 'a':
+                    // A user aggregate's own entry is a placeholder; its support functions are not followed (see the README).
+                    break;
                 case "c" or "internal" when routine.IsExtensionMember:
                     // Compiled code an extension installed (a superuser did): ordinary, like pg_catalog's.
                     break;
@@ -449,6 +452,8 @@ internal static partial class SqlEffects
         private void Calls(Tokens t, string? via, int depth, bool lenient)
         {
             Span<char> buffer = stackalloc char[64];
+            bool copy = t.Is(0, "COPY");
+            int copyQueryEnd = copy && t.IsKind(1, SqlTokenKind.OpenParen) ? t.Match(1) : -1;
             for (int i = 0; i + 1 < t.Count; i++)
             {
                 if (!t.IsKind(i + 1, SqlTokenKind.OpenParen) || !t.IsName(i))
@@ -486,7 +491,9 @@ internal static partial class SqlEffects
                     continue; // a definition or reference, not a call; EXECUTE name(args) runs a prepared statement
                 }
 
-                bool strong = !lenient && Strict && IsCallContext(t, before) && !t.Is(Math.Min(t.Match(i + 1), t.Count - 1) + 1, "AS");
+                // COPY's own parentheses (column lists, options) are not calls; only its (query) holds expressions.
+                bool strong = !lenient && Strict && IsCallContext(t, before) && !t.Is(Math.Min(t.Match(i + 1), t.Count - 1) + 1, "AS")
+                    && !(copy && !(i > 1 && i < copyQueryEnd));
                 var name = t.FoldedName(i, buffer);
                 Call(t, i, start, name, schema, strong, via, depth, lenient);
             }

@@ -221,6 +221,10 @@ public sealed class SqlEffectsTests
         Assert.Empty(Effects("SELECT * FROM generate_series(1, 3) g(i) JOIN (VALUES (1)) v(a) ON true, t AS z(c)"));
         Assert.Empty(Effects("SELECT x::decimal(10, 2), CAST(x AS character varying(10)) FROM t TABLESAMPLE bernoulli (10) REPEATABLE (1)"));
         Assert.Empty(Effects("INSERT INTO t (a) VALUES (1) ON CONFLICT (a) DO NOTHING"));
+        Assert.Empty(Effects("COPY t (id, payload) FROM STDIN (FORMAT BINARY)"));
+        Assert.Empty(Effects("COPY t TO STDOUT WITH (FORMAT csv, FORCE_QUOTE (a))"));
+        Assert.Empty(Effects("COPY t FROM '/tmp/x' (FORMAT text)"));
+        Assert.Single(Effects("COPY (SELECT mystery()) TO STDOUT"), e => e.Action == "UNKNOWN");
         Assert.Empty(Effects("SELECT count(*) FILTER (WHERE a > 1) OVER (PARTITION BY b ORDER BY c), EXISTS (SELECT 1), a IN (1, 2) FROM t GROUP BY GROUPING SETS ((a), ()) "));
     }
 
