@@ -43,6 +43,13 @@ public sealed class PostgresTargetOptions
     public TimeSpan MaskingCatalogRefresh { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>
+    /// How old the code catalog (functions, procedures, triggers and rules, whose SQL the policy decides as effects of
+    /// the statements that run them) may get before the next statement reads it again. It is also read again after DDL
+    /// through the gateway and whenever a statement calls a function it does not know. Default 60 s.
+    /// </summary>
+    public TimeSpan CodeCatalogRefresh { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
     /// How many rows of each result go into its response record, masked as the client saw them (0, the default, records
     /// none). Each value is cut to <see cref="MaxLoggedParameterChars"/> characters.
     /// </summary>

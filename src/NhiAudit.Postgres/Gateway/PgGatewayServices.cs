@@ -17,4 +17,5 @@ internal sealed record PgGatewayServices(
     TimeSpan SessionGrace,
     ILogger Logger,
     NhiAudit.Masking.MaskingPolicySource? Masking = null,
-    Masking.PgMaskingCatalogs? MaskingCatalogs = null);
+    Masking.PgMaskingCatalogs? MaskingCatalogs = null,
+    Catalog.PgCodeCatalogs? CodeCatalogs = null);

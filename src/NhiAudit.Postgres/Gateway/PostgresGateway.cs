@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using NhiAudit.Identity;
 using NhiAudit.Masking;
+using NhiAudit.Postgres.Catalog;
 using NhiAudit.Postgres.Masking;
 using NhiAudit.Postgres.Relay;
 
@@ -26,6 +27,7 @@ public sealed partial class PostgresGateway : BackgroundService
     private readonly TokenCredential? _credential;
     private readonly MaskingPolicySource? _masking;
     private readonly List<PgMaskingCatalogs> _maskingCatalogs = [];
+    private readonly List<PgCodeCatalogs> _codeCatalogs = [];
     private readonly TimeSpan _sessionGrace;
     private readonly ILogger<PostgresGateway> _logger;
     private readonly CancelKeyRegistry _cancelKeys = new();
@@ -87,7 +89,10 @@ public sealed partial class PostgresGateway : BackgroundService
                     _maskingCatalogs.Add(catalogs);
                 }
 
-                var services = new PgGatewayServices(_auditLog, _authenticator, _policy, _approvals, _cancelKeys, certificate, _credential, _timeProvider, _sessionGrace, _logger, _masking, catalogs);
+                // The code catalog (functions, triggers, rules) lets the policy decide what a statement runs, not only its verb.
+                var code = new PgCodeCatalogs(target, _credential, _timeProvider, _logger);
+                _codeCatalogs.Add(code);
+                var services = new PgGatewayServices(_auditLog, _authenticator, _policy, _approvals, _cancelKeys, certificate, _credential, _timeProvider, _sessionGrace, _logger, _masking, catalogs, code);
                 var endpoint = IPEndPoint.Parse(target.Listen);
                 var listener = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
                 listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
@@ -111,6 +116,11 @@ public sealed partial class PostgresGateway : BackgroundService
 
         await Task.WhenAll(accepts).ConfigureAwait(false);
         foreach (var catalogs in _maskingCatalogs)
+        {
+            await catalogs.DisposeAsync().ConfigureAwait(false);
+        }
+
+        foreach (var catalogs in _codeCatalogs)
         {
             await catalogs.DisposeAsync().ConfigureAwait(false);
         }

@@ -52,6 +52,9 @@ internal sealed class PendingEntry
     /// <summary>The statement changes the schema: the masking catalog is read again once it completes.</summary>
     public bool ChangesSchema { get; set; }
 
+    /// <summary>The statement may change code (functions, triggers, rules): the code catalog is read again once it completes.</summary>
+    public bool ChangesCode { get; set; }
+
     /// <summary>For a <c>COPY … TO STDOUT</c> while masking: how its data is laid out.</summary>
     public Masking.PgCopyOutStatement? CopyOut { get; set; }
 

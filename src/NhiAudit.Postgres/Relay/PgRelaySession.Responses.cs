@@ -295,6 +295,11 @@ internal sealed partial class PgRelaySession
             _catalog?.MarkStale();
         }
 
+        if (head.ChangesCode && error is null)
+        {
+            _code?.MarkStale();
+        }
+
         string? tag = null;
         long? rowsAffected = null;
         if (error is null && message.FirstSpan[0] == (byte)'C')

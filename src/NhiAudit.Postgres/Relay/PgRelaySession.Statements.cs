@@ -13,7 +13,11 @@ namespace NhiAudit.Postgres.Relay;
 /// <summary>The statement-level half of the client loop: what each frontend message means for the audit.</summary>
 internal sealed partial class PgRelaySession
 {
-    private sealed record PreparedStatement(string Text, SqlStatementInfo Info, int[] ParameterTypes, string? Refusal);
+    private sealed record PreparedStatement(string Text, SqlStatementInfo Info, int[] ParameterTypes, string? Refusal)
+    {
+        /// <summary>Its effects as last computed (see <see cref="EffectsOf(PreparedStatement)"/>).</summary>
+        public CachedEffects? Effects { get; set; }
+    }
 
     private const string LexicalRefusalState = "0A000";
     private const string PolicyRefusalState = "42501";
@@ -53,6 +57,7 @@ internal sealed partial class PgRelaySession
 
         var infos = new SqlStatementInfo[statements.Count];
         var decisions = new PolicyDecision[statements.Count];
+        var effects = new IReadOnlyList<AccessEffect>[statements.Count];
         string? approvalId = null;
         for (var i = 0; i < infos.Length; i++)
         {
@@ -68,7 +73,8 @@ internal sealed partial class PgRelaySession
                 return RefuseQuery(text, infos[i], null, PolicyRefusalState, maskingRefusal, upstreamOut);
             }
 
-            decisions[i] = Decide(statementText, infos[i]);
+            effects[i] = EffectsOf(statementText, infos[i]);
+            decisions[i] = Decide(statementText, infos[i], effects[i]);
             if (decisions[i].Effect == PolicyEffect.RequireApproval && approvalId is null)
             {
                 switch (ResolveApproval(text, infos[i], decisions[i], out approvalId))
@@ -79,15 +85,18 @@ internal sealed partial class PgRelaySession
                         var why = ApprovalRefusal();
                         var state = ApprovalRefusalState();
                         _decidedTicket = null;
-                        return RefuseQuery(text, infos[i], decisions[i], state, why, upstreamOut);
+                        return RefuseQuery(text, infos[i], decisions[i], state, why, upstreamOut, effects[i]);
                 }
             }
 
             if (decisions[i].Effect == PolicyEffect.Deny)
             {
                 _decidedTicket = null;
-                return RefuseQuery(text, infos[i], decisions[i], PolicyRefusalState, RefusalMessage(decisions[i]), upstreamOut);
+                return RefuseQuery(text, infos[i], decisions[i], PolicyRefusalState, RefusalMessage(decisions[i], effects[i]), upstreamOut, effects[i]);
             }
+
+            // Code this statement creates is seen by the statements after it in the same string.
+            LearnCode(statementText, infos[i]);
         }
 
         _decidedTicket = null;
@@ -99,7 +108,8 @@ internal sealed partial class PgRelaySession
                 _reason = reason;
             }
 
-            var entry = AuditStatement("simple", statements[i].Text, infos[i], i, infos.Length, statementName: null, portalName: null, parameters: null, decision: decisions[i], approvalId: decisions[i].Effect == PolicyEffect.RequireApproval ? approvalId : null);
+            var entry = AuditStatement("simple", statements[i].Text, infos[i], i, infos.Length, statementName: null, portalName: null, parameters: null, decision: decisions[i], approvalId: decisions[i].Effect == PolicyEffect.RequireApproval ? approvalId : null, effects: effects[i]);
+            entry.ChangesCode = ChangesCode(infos[i], effects[i]);
             PrepareMasking(entry, statements[i].Text, infos[i]);
             Enqueue(entry);
         }
@@ -113,18 +123,18 @@ internal sealed partial class PgRelaySession
     /// Refuses a whole simple-query string, as PostgreSQL aborts the rest of a string at its first error: nothing of it
     /// runs. A Sync goes upstream instead, so the server's ReadyForQuery marks where the gateway's error belongs.
     /// </summary>
-    private ClientMessageOutcome RefuseQuery(string text, SqlStatementInfo info, PolicyDecision? decision, string sqlState, string message, PipeWriter upstreamOut)
+    private ClientMessageOutcome RefuseQuery(string text, SqlStatementInfo info, PolicyDecision? decision, string sqlState, string message, PipeWriter upstreamOut, IReadOnlyList<AccessEffect>? effects = null)
     {
-        Enqueue(AuditStatement("simple", text, info, 0, 1, null, null, null, sqlState, message, decision));
+        Enqueue(AuditStatement("simple", text, info, 0, 1, null, null, null, sqlState, message, decision, effects: effects));
         _pending.Enqueue(new PendingEntry { Kind = PendingKind.SyncPoint });
         PgFrontendWriter.WriteSync(upstreamOut);
         return ClientMessageOutcome.Audited;
     }
 
-    private PolicyDecision Decide(string text, SqlStatementInfo info) => _services.Policy.Evaluate(DescribeRequest(text, info));
+    private PolicyDecision Decide(string text, SqlStatementInfo info, IReadOnlyList<AccessEffect> effects) => _services.Policy.Evaluate(DescribeRequest(text, info, effects));
 
-    /// <summary>The statement as the policy engine and the approval broker see it.</summary>
-    private AccessRequest DescribeRequest(string text, SqlStatementInfo info) => new()
+    /// <summary>The statement as the policy engine and the approval broker see it, with what it may execute besides its verb.</summary>
+    private AccessRequest DescribeRequest(string text, SqlStatementInfo info, IReadOnlyList<AccessEffect>? effects = null) => new()
     {
         Protocol = "postgres",
         Target = _target.Name,
@@ -134,9 +144,16 @@ internal sealed partial class PgRelaySession
         Attributes = info.ObjectKind is { } objectKind
             ? new Dictionary<string, object?>(Attributes[_masking is not null && TouchesProtected(text) ? 3 : 0]) { ["objectKind"] = objectKind }
             : Attributes[(info.HasWhere is { } hasWhere ? (hasWhere ? 1 : 2) : 0) + (_masking is not null && TouchesProtected(text) ? 3 : 0)],
+        Effects = WithMaskingEscape(effects ?? EffectsOf(text, info), text, info),
         Identity = _identity!,
-        Effects = MaskingEscapeEffects(text, info),
     };
+
+    /// <summary>The statement's effects, and a <see cref="AccessRequest.ProtectedCopyAction"/> effect when it would carry protected data out of masking's reach.</summary>
+    private IReadOnlyList<AccessEffect> WithMaskingEscape(IReadOnlyList<AccessEffect> effects, string text, SqlStatementInfo info)
+    {
+        var escape = MaskingEscapeEffects(text, info);
+        return escape.Count == 0 ? effects : effects.Count == 0 ? escape : [.. effects, .. escape];
+    }
 
     /// <summary>
     /// A <see cref="AccessRequest.ProtectedCopyAction"/> effect when the statement would carry protected data out of
@@ -151,9 +168,6 @@ internal sealed partial class PgRelaySession
 
         return [new AccessEffect { Action = AccessRequest.ProtectedCopyAction, Via = escape, Resources = info.Tables, Text = text }];
     }
-
-    private static string RefusalMessage(PolicyDecision decision) =>
-        decision.Via is { } via && decision.Rule is "(masking)" ? $"masking: {via} ({decision.Reason})" : decision.Reason;
 
     /// <summary>
     /// The request attributes, shared: <c>hasWhere</c> (UPDATE/DELETE only) and <c>readsProtected</c> (the statement
@@ -238,7 +252,8 @@ internal sealed partial class PgRelaySession
             _reason = reason;
         }
 
-        var decision = statement.Refusal is null && statement.Info.Kind != SqlKinds.Empty ? Decide(statement.Text, statement.Info) : null;
+        var effects = statement.Refusal is null && statement.Info.Kind != SqlKinds.Empty ? EffectsOf(statement) : [];
+        var decision = statement.Refusal is null && statement.Info.Kind != SqlKinds.Empty ? Decide(statement.Text, statement.Info, effects) : null;
         string? approvalId = null;
         if (decision is { Effect: PolicyEffect.RequireApproval })
         {
@@ -247,7 +262,7 @@ internal sealed partial class PgRelaySession
                 case ApprovalResolution.Hold:
                     return ClientMessageOutcome.Hold;
                 case ApprovalResolution.Refused:
-                    Enqueue(AuditStatement("extended", statement.Text, statement.Info, 0, 1, portal.StatementName, portalName, portal.Parameters, ApprovalRefusalState(), ApprovalRefusal(), decision));
+                    Enqueue(AuditStatement("extended", statement.Text, statement.Info, 0, 1, portal.StatementName, portalName, portal.Parameters, ApprovalRefusalState(), ApprovalRefusal(), decision, effects: effects));
                     _decidedTicket = null;
                     _discardUntilSync = true;
                     return ClientMessageOutcome.Audited;
@@ -258,7 +273,7 @@ internal sealed partial class PgRelaySession
 
         if (decision is { Effect: PolicyEffect.Deny })
         {
-            Enqueue(AuditStatement("extended", statement.Text, statement.Info, 0, 1, portal.StatementName, portalName, portal.Parameters, PolicyRefusalState, RefusalMessage(decision), decision));
+            Enqueue(AuditStatement("extended", statement.Text, statement.Info, 0, 1, portal.StatementName, portalName, portal.Parameters, PolicyRefusalState, RefusalMessage(decision, effects), decision, effects: effects));
             _discardUntilSync = true;
             return ClientMessageOutcome.Audited;
         }
@@ -279,7 +294,9 @@ internal sealed partial class PgRelaySession
             return ClientMessageOutcome.Audited;
         }
 
-        var entry = AuditStatement("extended", statement.Text, statement.Info, 0, 1, portal.StatementName, portalName, portal.Parameters, decision: decision, approvalId: approvalId);
+        var entry = AuditStatement("extended", statement.Text, statement.Info, 0, 1, portal.StatementName, portalName, portal.Parameters, decision: decision, approvalId: approvalId, effects: effects);
+        entry.ChangesCode = ChangesCode(statement.Info, effects);
+        LearnCode(statement.Text, statement.Info);
         PrepareMasking(entry, statement.Text, statement.Info);
         DescribeBeforeExecute(portalName, upstreamOut);
         Enqueue(entry);
@@ -317,8 +334,9 @@ internal sealed partial class PgRelaySession
         return ClientMessageOutcome.Audited;
     }
 
-    private PendingEntry AuditStatement(string protocol, string text, SqlStatementInfo info, int index, int count, string? statementName, string? portalName, string?[]? parameters, string? refusalSqlState = null, string? refusalMessage = null, PolicyDecision? decision = null, string? approvalId = null)
+    private PendingEntry AuditStatement(string protocol, string text, SqlStatementInfo info, int index, int count, string? statementName, string? portalName, string?[]? parameters, string? refusalSqlState = null, string? refusalMessage = null, PolicyDecision? decision = null, string? approvalId = null, IReadOnlyList<AccessEffect>? effects = null)
     {
+        effects = effects is { Count: > 0 } ? LoggedEffects(effects) : null;
         if (_masking is { HasDetectors: true } masking)
         {
             // Credentials and personal data the detectors recognise stay out of the log, even in what the client sent.
@@ -379,6 +397,11 @@ internal sealed partial class PgRelaySession
                 }
 
                 w.WriteEndArray();
+            }
+
+            if (effects is not null)
+            {
+                AuditRecordWriter.WriteEffects(w, effects);
             }
 
             if (decision is not null)

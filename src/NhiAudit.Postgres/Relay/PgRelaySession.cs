@@ -627,6 +627,7 @@ internal sealed partial class PgRelaySession : IDisposable
         {
             var read = await clientIn.ReadAsync(ct).ConfigureAwait(false);
             await FollowMaskingPolicyAsync(ct).ConfigureAwait(false);
+            await FollowCodeCatalogAsync(ct).ConfigureAwait(false);
 
             var buffer = read.Buffer;
             var requestsInBatch = false;

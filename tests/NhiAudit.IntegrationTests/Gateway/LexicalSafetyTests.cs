@@ -165,16 +165,51 @@ public sealed class LexicalSafetyTests(PostgresServerFixture fixture) : IAsyncLi
     }
 
     [Fact]
-    public async Task A_function_that_flips_the_setting_behind_the_gateways_back_ends_the_session()
+    public async Task A_function_whose_body_flips_the_setting_is_refused_before_it_runs()
     {
         await using var connection = await OpenAsync("lexical-function");
         await using var flip = new NpgsqlCommand($"SELECT flip_{_table}()", connection);
+        var error = await Assert.ThrowsAsync<PostgresException>(() => flip.ExecuteNonQueryAsync());
+        Assert.Equal("42501", error.SqlState);
+        Assert.Contains("would change how SQL text is read", error.MessageText, StringComparison.Ordinal);
+
+        await using var still = new NpgsqlCommand("SHOW standard_conforming_strings", connection);
+        Assert.Equal("on", await still.ExecuteScalarAsync());
+    }
+
+    [Fact]
+    public async Task A_function_changed_behind_the_gateways_back_to_flip_the_setting_ends_the_session()
+    {
+        // Harmless when the gateway reads the catalog; replaced directly on the server, where the gateway cannot see it.
+        var function = $"later_{_table}";
+        await using (var admin = new NpgsqlConnection(fixture.Server.ConnectionString()))
+        {
+            await admin.OpenAsync();
+            await using var create = new NpgsqlCommand($"CREATE OR REPLACE FUNCTION {function}() RETURNS void LANGUAGE plpgsql AS $$ BEGIN NULL; END $$", admin);
+            await create.ExecuteNonQueryAsync();
+        }
+
+        await using var connection = await OpenAsync("lexical-changed-function");
+        await using (var harmless = new NpgsqlCommand($"SELECT {function}()", connection))
+        {
+            await harmless.ExecuteNonQueryAsync();
+        }
+
+        await using (var admin = new NpgsqlConnection(fixture.Server.ConnectionString()))
+        {
+            await admin.OpenAsync();
+            await using var replace = new NpgsqlCommand($"CREATE OR REPLACE FUNCTION {function}() RETURNS void LANGUAGE plpgsql AS $$ BEGIN PERFORM set_config('standard_conforming_strings', 'off', false); END $$", admin);
+            await replace.ExecuteNonQueryAsync();
+        }
+
+        // The server reports the change; the gateway can no longer read statements as the server does and ends the session.
+        await using var flip = new NpgsqlCommand($"SELECT {function}()", connection);
         var error = await Assert.ThrowsAnyAsync<Exception>(() => flip.ExecuteNonQueryAsync());
         var postgres = error as PostgresException ?? error.InnerException as PostgresException;
         Assert.NotNull(postgres);
         Assert.Equal("0A000", postgres.SqlState);
         Assert.Contains("standard_conforming_strings", postgres.MessageText, StringComparison.Ordinal);
-        var end = (await _gateway.ReadRecordsAsync()).OfType("pg.session.end").Single(r => r.Subject() == "lexical-function");
+        var end = (await _gateway.ReadRecordsAsync()).OfType("pg.session.end").Single(r => r.Subject() == "lexical-changed-function");
         Assert.StartsWith("protocol violation", end.Str("endReason"), StringComparison.Ordinal);
     }
 }

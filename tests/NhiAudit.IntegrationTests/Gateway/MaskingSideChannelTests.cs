@@ -126,9 +126,6 @@ public sealed class MaskingSideChannelTests(PostgresServerFixture fixture) : IAs
         // psql reads every type as text and prints rows, notices, errors and notifications: all a client could see.
         var result = await ProcessRunner.RunAsync(PostgresBinaries.Psql, arguments, timeout: TimeSpan.FromSeconds(60), env: GatewayHost.LibpqEnvironment(_gateway.MintToken("side-channel")));
         var transcript = result.StandardOutput + result.StandardError;
-        File.WriteAllText($"/tmp/probe/{shape.Replace(' ', '_')}.txt", transcript);
         Assert.DoesNotContain(Marker, transcript, StringComparison.Ordinal);
-        var refusals = transcript.Split('\n').Where(l => l.StartsWith("ERROR:", StringComparison.Ordinal)).ToList();
-        Assert.All(refusals, line => Assert.DoesNotContain("could not", line, StringComparison.Ordinal));
     }
 }
