@@ -320,14 +320,55 @@ internal sealed partial class PgRelaySession
         }
     }
 
+    /// <summary>
+    /// The pg_catalog functions libpq calls over the fast path (its large-object API: psql's <c>\lo_import</c>,
+    /// <c>\lo_export</c>); their OIDs are fixed in every PostgreSQL release. Any other function called this way
+    /// could run code the gateway cannot read (the message names it only by OID), so it is an unclassified effect.
+    /// </summary>
+    private static readonly Dictionary<uint, string> FastPathFunctions = new()
+    {
+        [715] = "lo_create", [952] = "lo_open", [953] = "lo_close", [954] = "loread", [955] = "lowrite", [956] = "lo_lseek",
+        [957] = "lo_creat", [958] = "lo_tell", [964] = "lo_unlink", [1004] = "lo_truncate", [3170] = "lo_lseek64",
+        [3171] = "lo_tell64", [3172] = "lo_truncate64",
+    };
+
+    private static readonly SqlStatementInfo FunctionCallInfo = new() { Kind = "FUNCTION CALL" };
+
     private ClientMessageOutcome OnFunctionCall(in ReadOnlySequence<byte> message, PipeWriter upstreamOut)
     {
         var functionOid = PgFunctionCallMessage.Parse(Payload(message, out var rented)).FunctionOid;
         Return(rented);
+        var known = FastPathFunctions.TryGetValue(functionOid, out var name);
+        var text = known ? $"FUNCTION CALL pg_catalog.{name}" : $"FUNCTION CALL {functionOid}";
+        var request = new AccessRequest
+        {
+            Protocol = "postgres",
+            Target = _target.Name,
+            Action = FunctionCallInfo.Kind,
+            Resources = [known ? $"pg_catalog.{name}" : functionOid.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+            Text = text,
+            Identity = _identity!,
+            Effects = known
+                ? []
+                : [new AccessEffect { Action = AccessRequest.UnclassifiedAction, Via = $"a fast-path call of function OID {functionOid}, whose code the gateway does not read" }],
+        };
+        var decision = _services.Policy.Evaluate(request);
+        if (decision.Effect != PolicyEffect.Allow)
+        {
+            // Held requests are for statements an approver can read; a fast-path call is refused instead.
+            return RefuseQuery(text, FunctionCallInfo, decision, PolicyRefusalState, RefusalMessage(decision, request.Effects), upstreamOut, request.Effects);
+        }
+
         var seq = AppendRequest(w =>
         {
             w.WriteString("kind"u8, "FUNCTION CALL");
             w.WriteNumber("functionOid"u8, functionOid);
+            if (known)
+            {
+                w.WriteString("function"u8, "pg_catalog." + name);
+            }
+
+            AuditRecordWriter.WritePolicyDecision(w, decision);
         });
         Enqueue(new PendingEntry { Kind = PendingKind.Statement, RequestSeq = seq, StartTimestamp = Stopwatch.GetTimestamp() });
         Forward(message, upstreamOut);
