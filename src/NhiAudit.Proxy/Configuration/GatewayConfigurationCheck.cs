@@ -228,7 +228,7 @@ internal static class GatewayConfigurationCheck
 
         if (!File.Exists(file))
         {
-            problems.Add(new ConfigurationProblem(at, $"file '{file}' does not exist"));
+            problems.Add(new ConfigurationProblem(at, Directory.Exists(file) ? $"'{file}' is a directory, not a file" : $"file '{file}' does not exist"));
             return;
         }
 
