@@ -231,7 +231,13 @@ internal static class ConfigurationSchema
             }
         }
 
-        return best is not null && bestDistance <= Math.Max(2, key.Length / 3) ? best : null;
+        if (best is not null && bestDistance <= Math.Max(2, key.Length / 3))
+        {
+            return best;
+        }
+
+        // A name cut short or run long (PrivateKey for PrivateKeyFile).
+        return key.Length < 4 ? null : known.FirstOrDefault(name => name.StartsWith(key, StringComparison.OrdinalIgnoreCase) || key.StartsWith(name, StringComparison.OrdinalIgnoreCase));
     }
 
     private static int Distance(string a, string b)
