@@ -79,22 +79,26 @@ internal static class GatewayConfigurationCheck
         }
 
         problems.AddRange(ConfigurationSchema.Check(section));
-        if (problems.Count > 0)
-        {
-            // Values that do not fit their options would only fail again, less clearly, in what follows.
-            return new ConfigurationCheckResult(configuration, problems);
-        }
 
-        CheckOptions(configuration, problems);
-        CheckFiles(section, problems);
-        CheckListeners(section, problems);
+        // The other checks bind the options, which a value that does not fit would stop (and report again, less
+        // clearly): they run on the configuration without the keys already reported, so every problem is found in one go.
+        var checkable = problems.Count == 0 ? configuration : Without(configuration, problems.Select(p => p.Path).ToList());
+        var checkableSection = checkable.GetSection(GatewayConfiguration.Section);
+        CheckOptions(checkable, problems);
+        CheckFiles(checkableSection, problems);
+        CheckListeners(checkableSection, problems);
         if (online)
         {
-            await CheckOnlineAsync(section, problems, cancellationToken).ConfigureAwait(false);
+            await CheckOnlineAsync(checkableSection, problems, cancellationToken).ConfigureAwait(false);
         }
 
         return new ConfigurationCheckResult(configuration, problems);
     }
+
+    private static IConfigurationRoot Without(IConfigurationRoot configuration, List<string> paths) =>
+        new ConfigurationBuilder().AddInMemoryCollection(configuration.AsEnumerable()
+            .Where(pair => !paths.Any(path => pair.Key.Equals(path, StringComparison.OrdinalIgnoreCase) || pair.Key.StartsWith(path + ":", StringComparison.OrdinalIgnoreCase))))
+            .Build();
 
     /// <summary>Runs the validators the host runs at start (identity, policy, approvals, sinks) without starting anything.</summary>
     private static void CheckOptions(IConfigurationRoot configuration, List<ConfigurationProblem> problems)
