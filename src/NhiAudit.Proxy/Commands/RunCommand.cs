@@ -47,11 +47,12 @@ internal static class RunCommand
         {
             EnsureDevelopmentIssuer(configuration.GetSection(GatewayConfiguration.Section).GetSection("DevelopmentIssuer"));
             using var host = BuildHost(configuration);
-            await host.RunAsync(ct).ConfigureAwait(false);
 
-            // A background service that failed stops the host, and RunAsync returns as if asked to stop: look.
-            var failed = host.Services.GetServices<IHostedService>().OfType<BackgroundService>()
-                .Select(s => s.ExecuteTask).FirstOrDefault(t => t is { IsFaulted: true })?.Exception?.GetBaseException();
+            // A background service that fails stops the host, and RunAsync returns as if asked to stop: keep hold of
+            // them (RunAsync disposes the host's services) to look afterwards.
+            var services = host.Services.GetServices<IHostedService>().OfType<BackgroundService>().ToList();
+            await host.RunAsync(ct).ConfigureAwait(false);
+            var failed = services.Select(s => s.ExecuteTask).FirstOrDefault(t => t is { IsFaulted: true })?.Exception?.GetBaseException();
             if (failed is not null)
             {
                 await ReportFatalAsync(error, failed, verbose).ConfigureAwait(false);

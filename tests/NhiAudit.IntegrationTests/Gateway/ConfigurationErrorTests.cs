@@ -162,6 +162,19 @@ public sealed class ConfigurationErrorTests : IDisposable
     }
 
     [Fact]
+    public async Task A_gateway_that_stops_on_an_error_after_starting_exits_1_not_0()
+    {
+        // Passes every check, then the PostgreSQL listener cannot create its TLS state directory (a file is in the way).
+        var config = Good();
+        await File.WriteAllTextAsync(Path.Combine(_directory, "afile"), "");
+        config["NhiAudit"]!["Postgres"]!["Targets"]![0]!["Tls"] = new JsonObject { ["Required"] = true, ["StateDirectory"] = Path.Combine(_directory, "afile", "state") };
+        var result = await RunAsync(config);
+        Assert.False(result.TimedOut, "nhiaudit did not exit");
+        Assert.True(result.ExitCode == 1, $"exit code {result.ExitCode}; stderr: {result.StandardError}");
+        Assert.Contains("nhiaudit: fatal: Could not find a part of the path", result.StandardError, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Config_check_prints_the_effective_configuration_without_secrets_and_starts_nothing()
     {
         var config = Good();
