@@ -8,6 +8,7 @@ using Microsoft.Extensions.Logging;
 using NhiAudit.Identity;
 using NhiAudit.Postgres;
 using NhiAudit.Proxy.Admin;
+using NhiAudit.Proxy.Configuration;
 
 namespace NhiAudit.Proxy.Commands;
 
@@ -17,22 +18,79 @@ internal static class RunCommand
     public static Command Create()
     {
         var config = new Option<FileInfo?>("--config", "-c") { Description = "Configuration file (appsettings-style JSON with a NhiAudit section). Without it the embedded default is used." };
-        var command = new Command("run", "Run the gateway.") { config };
-        command.SetAction(async (parse, ct) =>
-        {
-            var configuration = GatewayConfiguration.Build(parse.GetValue(config));
-            UseInlineSocketCompletions(configuration);
-            using var host = BuildHost(configuration);
-            await host.RunAsync(ct).ConfigureAwait(false);
-            return 0;
-        });
+        var verbose = new Option<bool>("--verbose", "-v") { Description = "Show the stack trace of a fatal error." };
+        var command = new Command("run", "Run the gateway. Exit code 2: the configuration is not usable (one line per problem on stderr); 1: the gateway stopped on an error.") { config, verbose };
+        command.SetAction((parse, ct) => RunAsync(parse.GetValue(config), parse.GetValue(verbose), parse.InvocationConfiguration.Error, ct));
         return command;
+    }
+
+    /// <summary>
+    /// Checks the whole configuration first (nothing is written, nothing listens until it passes), then runs the host
+    /// until it is stopped. A gateway that stops on its own because a part of it failed exits 1, never 0.
+    /// </summary>
+    public static async Task<int> RunAsync(FileInfo? configFile, bool verbose, TextWriter error, CancellationToken ct)
+    {
+        var check = await GatewayConfigurationCheck.RunAsync(configFile, online: false, ct).ConfigureAwait(false);
+        if (check.Problems.Count > 0 || check.Configuration is null)
+        {
+            foreach (var problem in check.Problems)
+            {
+                await error.WriteLineAsync(problem.ToString()).ConfigureAwait(false);
+            }
+
+            return ConfigurationError;
+        }
+
+        var configuration = check.Configuration;
+        UseInlineSocketCompletions(configuration);
+        try
+        {
+            EnsureDevelopmentIssuer(configuration.GetSection(GatewayConfiguration.Section).GetSection("DevelopmentIssuer"));
+            using var host = BuildHost(configuration);
+
+            // A background service that fails stops the host, and RunAsync returns as if asked to stop: keep hold of
+            // them (RunAsync disposes the host's services) to look afterwards.
+            var services = host.Services.GetServices<IHostedService>().OfType<BackgroundService>().ToList();
+            await host.RunAsync(ct).ConfigureAwait(false);
+            var failed = services.Select(s => s.ExecuteTask).FirstOrDefault(t => t is { IsFaulted: true })?.Exception?.GetBaseException();
+            if (failed is not null)
+            {
+                await ReportFatalAsync(error, failed, verbose).ConfigureAwait(false);
+                return Failed;
+            }
+
+            return 0;
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            return 0;
+        }
+        catch (Exception ex)
+        {
+            await ReportFatalAsync(error, ex, verbose).ConfigureAwait(false);
+            return Failed;
+        }
+    }
+
+    /// <summary>The exit code of a configuration that cannot be used.</summary>
+    public const int ConfigurationError = 2;
+
+    /// <summary>The exit code of a gateway that stopped on an error.</summary>
+    public const int Failed = 1;
+
+    private static async Task ReportFatalAsync(TextWriter error, Exception ex, bool verbose)
+    {
+        var inner = ex is AggregateException aggregate ? aggregate.GetBaseException() : ex;
+        await error.WriteLineAsync($"nhiaudit: fatal: {inner.Message}").ConfigureAwait(false);
+        if (verbose)
+        {
+            await error.WriteLineAsync(ex.ToString()).ConfigureAwait(false);
+        }
     }
 
     public static IHost BuildHost(IConfigurationRoot configuration, Action<IServiceCollection>? configureServices = null)
     {
         var section = configuration.GetSection(GatewayConfiguration.Section);
-        EnsureDevelopmentIssuer(section.GetSection("DevelopmentIssuer"));
 
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Configuration.AddConfiguration(configuration);
