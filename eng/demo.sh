@@ -131,6 +131,14 @@ DROP TABLE customers;
 SELECT count(*) AS still_there FROM customers;
 SQL
 
+say "... and the same in other words: a DO block, a function it creates, SQL run from a string (policy over effects)"
+psql "$conn" -X <<'SQL' 2>&1 | grep -E '^(ERROR|psql)' | sed 's/^/  /'
+DO $$ BEGIN EXECUTE 'DROP TABLE customers'; END $$;
+CREATE FUNCTION tidy() RETURNS void LANGUAGE sql AS 'TRUNCATE customers';
+SELECT query_to_xml('TRUNCATE customers', true, false, '');
+SQL
+psql "$conn" -X -At -c "SELECT count(*) || ' customers still there' FROM customers" 2>&1 | sed 's/^/  /'
+
 say "A DELETE without WHERE is held for a just-in-time approval; an approver grants it with nhiaudit approvals"
 psql "$conn" -X -c "DELETE FROM customers" 2>&1 | sed 's/^/  job | /' &
 job=$!
@@ -170,14 +178,14 @@ printf 'echo typed into a shell\nexit\n' | ssh "${ssh_opts[@]}" -tt -p "$ssh_por
 rm -rf /tmp/nhiaudit-demo-app
 
 say "What the server itself logged (its application_name names our session and the workload)"
-grep -E "app=nhi:" "$work/pg/postgres.log" | grep -v pgbench_accounts | head -n 6 | sed 's/^/  /'
+grep -E "app=nhi:" "$work/pg/postgres.log" | grep -v pgbench_accounts | sed -n '1,6p' | sed 's/^/  /'
 
 kill "$gateway_pid"; wait "$gateway_pid" 2>/dev/null || true; gateway_pid=
 
 say "The audit trail (nhiaudit show audit), without the pgbench records"
-nhiaudit show audit | grep -v 'pgbench_accounts\|← #[0-9]* SELECT 1 rows=1' | grep -v ' ssh\.' | head -n 44
+nhiaudit show audit | grep -v 'pgbench_accounts\|← #[0-9]* SELECT 1 rows=1' | grep -v ' ssh\.' | sed -n '1,48p'
 echo "  … and the SSH part:"
-nhiaudit show audit | grep ' ssh\.' | head -n 40
+nhiaudit show audit | grep ' ssh\.' | sed -n '1,40p'
 recording=$(ls "$work"/gateway/recordings/*.cast 2>/dev/null | head -n 1 || true)
 if [[ -n $recording ]]; then
     echo "  the shell session, replayed from its recording (asciinema cat $recording):"
