@@ -98,40 +98,21 @@ internal sealed class PgCodeCatalog : IAsyncDisposable
             }
 
             var marks = Interlocked.Read(ref _marks);
-
-            // Bounded: a server that stalls must not hold every session of this database waiting (fail closed instead).
-            using var bounded = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            var limit = _target.Upstream.ConnectTimeout * 2;
-            bounded.CancelAfter(limit);
-            try
-            {
-                _snapshot = await LoadAsync(bounded.Token).ConfigureAwait(false);
-                Interlocked.Exchange(ref _loadedMarks, marks);
-            }
-            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-            {
-                if (_connection is not null)
-                {
-                    await _connection.DisposeAsync().ConfigureAwait(false);
-                    _connection = null;
-                }
-
-                throw new TimeoutException($"the code catalog was not read within {limit.TotalSeconds:0} s");
-            }
-            catch
-            {
-                if (_connection is not null)
-                {
-                    await _connection.DisposeAsync().ConfigureAwait(false);
-                    _connection = null;
-                }
-
-                throw;
-            }
+            _snapshot = await BoundedCatalogRead.RunAsync(LoadAsync, _target.Upstream.ConnectTimeout * 2, "the code catalog", DropConnectionAsync, ct).ConfigureAwait(false);
+            Interlocked.Exchange(ref _loadedMarks, marks);
         }
         finally
         {
             _refreshLock.Release();
+        }
+    }
+
+    private async ValueTask DropConnectionAsync()
+    {
+        if (_connection is not null)
+        {
+            await _connection.DisposeAsync().ConfigureAwait(false);
+            _connection = null;
         }
     }
 

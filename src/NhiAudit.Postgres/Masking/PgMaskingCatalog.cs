@@ -5,6 +5,7 @@ using System.Text;
 using Azure.Core;
 using Microsoft.Extensions.Logging;
 using NhiAudit.Masking;
+using NhiAudit.Postgres.Catalog;
 using NhiAudit.Postgres.Protocol;
 using NhiAudit.Postgres.Relay;
 
@@ -87,7 +88,8 @@ internal sealed class PgMaskingCatalog : IAsyncDisposable
     private readonly SemaphoreSlim _refreshLock = new(1, 1);
     private UpstreamConnection? _connection;
     private volatile PgMaskingSnapshot? _snapshot;
-    private int _stale = 1;
+    private long _marks = 1;
+    private long _loadedMarks;
     private long _generation;
 
     public PgMaskingCatalog(PostgresTargetOptions target, string database, MaskingPolicySource policy, TokenCredential? credential, TimeProvider time, ILogger logger)
@@ -106,13 +108,22 @@ internal sealed class PgMaskingCatalog : IAsyncDisposable
 
     /// <summary>True when the snapshot must be read again before the next statement.</summary>
     public bool IsStale =>
-        Volatile.Read(ref _stale) != 0
+        Volatile.Read(ref _marks) != Volatile.Read(ref _loadedMarks)
         || _snapshot is null
         || !ReferenceEquals(_snapshot.Policy, _source.Current)
         || _time.GetUtcNow() - _snapshot.LoadedAt > _target.MaskingCatalogRefresh;
 
     /// <summary>Asks for a refresh before the next statement (after DDL, or a result naming an unknown relation).</summary>
-    public void MarkStale() => Volatile.Write(ref _stale, 1);
+    public void MarkStale() => Interlocked.Increment(ref _marks);
+
+    private async ValueTask DropConnectionAsync()
+    {
+        if (_connection is not null)
+        {
+            await _connection.DisposeAsync().ConfigureAwait(false);
+            _connection = null;
+        }
+    }
 
     /// <summary>Reads the catalog again unless another caller just did. Throws when it cannot: masking fails closed.</summary>
     public async Task RefreshAsync(CancellationToken ct)
@@ -126,39 +137,11 @@ internal sealed class PgMaskingCatalog : IAsyncDisposable
                 return;
             }
 
-            Volatile.Write(ref _stale, 0);
-
-            // Bounded: a server that stalls must not hold every session of this database waiting (fail closed instead).
-            using var bounded = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            var limit = _target.Upstream.ConnectTimeout * 2;
-            bounded.CancelAfter(limit);
-            try
-            {
-                _snapshot = await LoadAsync(bounded.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-            {
-                Volatile.Write(ref _stale, 1);
-                if (_connection is not null)
-                {
-                    await _connection.DisposeAsync().ConfigureAwait(false);
-                    _connection = null;
-                }
-
-                throw new TimeoutException($"the masking catalog was not read within {limit.TotalSeconds:0} s");
-            }
-            catch
-            {
-                Volatile.Write(ref _stale, 1);
-                if (_connection is not null)
-                {
-                    await _connection.DisposeAsync().ConfigureAwait(false);
-                    _connection = null;
-                }
-
-                throw;
-            }
-
+            // What marks the snapshot stale from here on asks for another read: the flag is cleared only for the marks
+            // this read covers, and only once it succeeded, so no session decides with the old snapshot meanwhile.
+            var marks = Volatile.Read(ref _marks);
+            _snapshot = await BoundedCatalogRead.RunAsync(LoadAsync, _target.Upstream.ConnectTimeout * 2, "the masking catalog", DropConnectionAsync, ct).ConfigureAwait(false);
+            Interlocked.Exchange(ref _loadedMarks, marks);
             Interlocked.Increment(ref _generation);
         }
         finally
