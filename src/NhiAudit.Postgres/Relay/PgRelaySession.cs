@@ -273,6 +273,14 @@ internal sealed partial class PgRelaySession : IDisposable
         _identityJson = AuditRecordWriter.EncodeIdentity(_identity);
         _sessionJson = EncodeSessionContext();
 
+        if (StartupSettingRefusal(settings) is { } refusal)
+        {
+            // A startup setting is a SET the client did not have to write as a statement: the same rules decide it.
+            await RefuseLoginAsync(client, "42501", refusal, startup).ConfigureAwait(false);
+            _identity = null;
+            return null;
+        }
+
         UpstreamConnection upstream;
         try
         {
@@ -376,6 +384,35 @@ internal sealed partial class PgRelaySession : IDisposable
             if (name == "client_encoding" && !PgClientEncoding.IsAsciiSafe(value.Trim()))
             {
                 return $"client_encoding {value} is not supported through the gateway: its multibyte characters can hide quotes from the audit; use UTF8";
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// Why the policy refuses one of the startup settings, each decided as the <c>SET name TO 'value'</c> it amounts to
+    /// (so a rule against <c>SET ROLE</c> also holds for <c>-c role=…</c>); null when every one is allowed. A setting
+    /// the policy would hold for approval is refused: there is no session yet to hold it on.
+    /// </summary>
+    private string? StartupSettingRefusal(List<KeyValuePair<string, string>> settings)
+    {
+        foreach (var (name, value) in settings)
+        {
+            var text = $"SET {name} TO '{value.Replace("'", "''", StringComparison.Ordinal)}'";
+            var info = SqlClassifier.Classify(text);
+            var decision = _services.Policy.Evaluate(new AccessRequest
+            {
+                Protocol = "postgres",
+                Target = _target.Name,
+                Action = info.Kind,
+                Resources = info.Tables,
+                Text = text,
+                Identity = _identity!,
+            });
+            if (decision.Effect != PolicyEffect.Allow)
+            {
+                return $"startup setting {name}: {decision.Reason}";
             }
         }
 
