@@ -408,6 +408,7 @@ internal sealed partial class PgRelaySession : IDisposable
                 Action = info.Kind,
                 Resources = info.Tables,
                 Text = text,
+                Attributes = Attributes[0],
                 Identity = _identity!,
             });
             if (decision.Effect != PolicyEffect.Allow)
