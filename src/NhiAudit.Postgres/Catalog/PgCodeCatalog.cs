@@ -179,54 +179,8 @@ internal sealed class PgCodeCatalog : IAsyncDisposable
     }
 
     /// <summary>Runs one simple query on the catalog connection and returns its text rows.</summary>
-    private async Task<List<string?[]>> QueryAsync(string sql, CancellationToken ct)
-    {
-        var stream = _connection!.Stream;
-        var writer = new ArrayBufferWriter<byte>(sql.Length + 16);
-        PgFrontendWriter.WriteQuery(writer, sql);
-        await stream.WriteAsync(writer.WrittenMemory, ct).ConfigureAwait(false);
-        await stream.FlushAsync(ct).ConfigureAwait(false);
-
-        var header = new byte[5];
-        var rows = new List<string?[]>();
-        string? error = null;
-        while (true)
-        {
-            await stream.ReadExactlyAsync(header, ct).ConfigureAwait(false);
-            var length = BinaryPrimitives.ReadInt32BigEndian(header.AsSpan(1));
-            if (length is < 4 or > 256 * 1024 * 1024)
-            {
-                throw new IOException($"the code catalog connection received an invalid message length {length}");
-            }
-
-            var message = new byte[length - 4];
-            await stream.ReadExactlyAsync(message, ct).ConfigureAwait(false);
-            switch (header[0])
-            {
-                case (byte)'D':
-                    rows.Add(ReadTextRow(message));
-                    break;
-                case (byte)'E':
-                    error = PgErrorOrNotice.Parse(message).Message;
-                    break;
-                case (byte)'Z':
-                    return error is null ? rows : throw new PgCatalogQueryException(error);
-            }
-        }
-    }
-
-    private static string?[] ReadTextRow(byte[] body)
-    {
-        var reader = new PgPayloadReader(body, "DataRow");
-        var values = new string?[reader.ReadInt16()];
-        for (var i = 0; i < values.Length; i++)
-        {
-            var length = reader.ReadInt32();
-            values[i] = length < 0 ? null : Encoding.UTF8.GetString(reader.ReadBytes(length));
-        }
-
-        return values;
-    }
+    private async Task<List<string?[]>> QueryAsync(string sql, CancellationToken ct) =>
+        (await PgCatalogQuery.RunAsync(_connection!.Stream, sql, "the code catalog", ct).ConfigureAwait(false)).Rows;
 }
 
 /// <summary>The code catalogs of one target, one per database its sessions use; shared by those sessions.</summary>

@@ -355,62 +355,7 @@ internal sealed class PgMaskingCatalog : IAsyncDisposable
         return builder.ToString();
     }
 
-    private sealed record QueryResult(PgFieldDescription[] Fields, List<string?[]> Rows);
-
     /// <summary>Runs one simple query on the catalog connection and returns its text rows.</summary>
-    private async Task<QueryResult> QueryAsync(string sql, CancellationToken ct)
-    {
-        var stream = _connection!.Stream;
-        var writer = new ArrayBufferWriter<byte>(sql.Length + 16);
-        PgFrontendWriter.WriteQuery(writer, sql);
-        await stream.WriteAsync(writer.WrittenMemory, ct).ConfigureAwait(false);
-        await stream.FlushAsync(ct).ConfigureAwait(false);
-
-        var header = new byte[5];
-        PgFieldDescription[] fields = [];
-        var rows = new List<string?[]>();
-        string? error = null;
-        while (true)
-        {
-            await stream.ReadExactlyAsync(header, ct).ConfigureAwait(false);
-            var length = BinaryPrimitives.ReadInt32BigEndian(header.AsSpan(1));
-            if (length is < 4 or > 256 * 1024 * 1024)
-            {
-                throw new IOException($"the masking catalog connection received an invalid message length {length}");
-            }
-
-            var body = new byte[length - 4];
-            await stream.ReadExactlyAsync(body, ct).ConfigureAwait(false);
-            switch (header[0])
-            {
-                case (byte)'T':
-                    fields = PgRowDescription.Parse(body);
-                    break;
-                case (byte)'D':
-                    rows.Add(ReadTextRow(body));
-                    break;
-                case (byte)'E':
-                    error = PgErrorOrNotice.Parse(body).Message;
-                    break;
-                case (byte)'Z':
-                    return error is null ? new QueryResult(fields, rows) : throw new PgCatalogQueryException(error);
-            }
-        }
-    }
-
-    private static string?[] ReadTextRow(byte[] body)
-    {
-        var reader = new PgPayloadReader(body, "DataRow");
-        var values = new string?[reader.ReadInt16()];
-        for (var i = 0; i < values.Length; i++)
-        {
-            var length = reader.ReadInt32();
-            values[i] = length < 0 ? null : Encoding.UTF8.GetString(reader.ReadBytes(length));
-        }
-
-        return values;
-    }
+    private Task<PgCatalogQueryResult> QueryAsync(string sql, CancellationToken ct) =>
+        PgCatalogQuery.RunAsync(_connection!.Stream, sql, "the masking catalog", ct);
 }
-
-/// <summary>A catalog query failed on the server.</summary>
-internal sealed class PgCatalogQueryException(string message) : Exception(message);
