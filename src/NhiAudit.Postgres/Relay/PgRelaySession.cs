@@ -400,17 +400,7 @@ internal sealed partial class PgRelaySession : IDisposable
         foreach (var (name, value) in settings)
         {
             var text = $"SET {name} TO '{value.Replace("'", "''", StringComparison.Ordinal)}'";
-            var info = SqlClassifier.Classify(text);
-            var decision = _services.Policy.Evaluate(new AccessRequest
-            {
-                Protocol = "postgres",
-                Target = _target.Name,
-                Action = info.Kind,
-                Resources = info.Tables,
-                Text = text,
-                Attributes = Attributes[0],
-                Identity = _identity!,
-            });
+            var decision = _services.Policy.Evaluate(DescribeRequest(text, SqlClassifier.Classify(text)));
             if (decision.Effect != PolicyEffect.Allow)
             {
                 return $"startup setting {name}: {decision.Reason}";
